@@ -1,0 +1,137 @@
+"""The resource endpoint the PDC calls: authenticate, validate, store, then ACK.
+
+Nothing is stored unless the request is valid, and the ACK is sent only after the job
+is committed. The resume waits until the ACK has left (plus a delay): a background task
+of the response records when it was sent.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import structlog
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.runtime import Runtime
+from gateway.settings import AuthSettings, ResourceSettings
+from ptx_chain_node.chain import ChainContext, lower_headers, parse_chain_context
+from ptx_chain_node.errors import AuthError, ProtocolError
+from ptx_chain_node.job import JobState, job_id_for
+from ptx_chain_node.payload import Credentials, decode_json, parse_payload, split_credentials
+from ptx_chain_node.store.jobs import NewJob
+
+log = structlog.get_logger(__name__)
+
+
+def _equal(given: str, expected: str) -> bool:
+    return secrets.compare_digest(given.encode(), expected.encode())
+
+
+def authenticate(auth: AuthSettings, headers: dict[str, str], creds: Credentials | None) -> None:
+    """Accept the request if any configured method matches; raise :class:`AuthError`."""
+    if not auth.enabled:
+        return
+    if auth.api_key_header and auth.api_key is not None:
+        given = headers.get(auth.api_key_header.lower())
+        if given is not None and _equal(given, auth.api_key.get_secret_value()):
+            return
+    if auth.username is not None and auth.password is not None and creds is not None:
+        user_ok = _equal(creds.username, auth.username)
+        password_ok = _equal(creds.password.get_secret_value(), auth.password.get_secret_value())
+        if user_ok and password_ok:
+            return
+    raise AuthError("missing or wrong credentials")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes with a 413."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ProtocolError.single("body", f"larger than {limit} bytes", 413)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProtocolError.single("body", f"larger than {limit} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_target(resource: ResourceSettings, context: ChainContext) -> None:
+    if resource.target_ids and context.target_id not in resource.target_ids:
+        raise ProtocolError.single(
+            "header.x-ptx-target-id", "not an offering served by this resource", 404
+        )
+
+
+def make_endpoint(resource: ResourceSettings):  # type: ignore[no-untyped-def]
+    """The Starlette endpoint of one configured resource."""
+
+    async def endpoint(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        started = time.perf_counter()
+        try:
+            raw = await read_body(request, runtime.settings.limits.max_body_bytes)
+            headers = lower_headers(request.headers.items())
+            document, creds = split_credentials(decode_json(raw))
+            authenticate(resource.auth, headers, creds)
+            context = parse_chain_context(headers)
+            check_target(resource, context)
+            payload = parse_payload(document, skip_body_processing=resource.skip_body_processing)
+        except (ProtocolError, AuthError) as exc:
+            runtime.metrics.rejected.labels(str(exc.status)).inc()
+            raise
+        if runtime.shutting_down:
+            raise ProtocolError.single("service", "shutting down", 503)
+        job_id = job_id_for(context.chain_id, context.target_id)
+        structlog.contextvars.bind_contextvars(
+            chain_id=context.chain_id, target_id=context.target_id, job_id=job_id
+        )
+        runtime.acks.expect(job_id)
+        try:
+            new = await runtime.intake.submit(
+                NewJob(
+                    id=job_id,
+                    resource=resource.name,
+                    mode=resource.mode,
+                    context=context,
+                    payload=payload,
+                    not_before=time.time() + runtime.settings.resume.delay,
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - any store failure means no ACK
+            runtime.acks.sent(job_id)
+            log.error("job not stored", error=type(exc).__name__)
+            raise ProtocolError.single("store", "unavailable; not acknowledged", 503) from None
+        runtime.metrics.deliveries.labels("new" if new else "repeated").inc()
+        if resource.mode == "sync":
+            return await _sync_answer(runtime, resource, job_id)
+        runtime.metrics.ack_latency.observe(time.perf_counter() - started)
+        log.info("delivery acknowledged", new=new)
+        return JSONResponse(
+            {"status": "ACK", "jobId": job_id},
+            background=BackgroundTask(_ack_sent, runtime, job_id),
+        )
+
+    return endpoint
+
+
+async def _ack_sent(runtime: Runtime, job_id: str) -> None:
+    runtime.acks.sent(job_id)
+    runtime.worker.wake()
+
+
+async def _sync_answer(runtime: Runtime, resource: ResourceSettings, job_id: str) -> Response:
+    runtime.acks.sent(job_id)  # a sync job is never resumed
+    runtime.worker.wake()
+    job = await runtime.worker.wait_settled(job_id, resource.sync_timeout)
+    if job is None:
+        raise ProtocolError.single("result", "not ready within the synchronous wait", 504)
+    if job.state == JobState.FAILED or job.result is None:
+        raise ProtocolError.single("result", job.last_error or "processing failed", 502)
+    body = {"data": job.result.data, "params": job.result.params}
+    return JSONResponse(body)

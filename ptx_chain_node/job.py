@@ -1,0 +1,144 @@
+"""Jobs: one chain step a PDC handed to this node, and its state machine.
+
+States (DESIGN.md): ``received -> shared -> computing -> result_ready -> resuming ->
+resumed``; ``completed`` for a final node or a synchronous (adapter-mode) answer;
+``failed`` with a reason; ``held`` for an operator to retry. Transitions are pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ptx_chain_node.chain import ChainContext
+from ptx_chain_node.payload import ChainPayload
+
+_JOB_NAMESPACE = uuid.UUID("5b7d3c1e-2f0a-4c5e-9a7b-0d3e1f2a4b6c")
+
+
+class JobState(StrEnum):
+    RECEIVED = "received"
+    SHARED = "shared"
+    COMPUTING = "computing"
+    RESULT_READY = "result_ready"
+    RESUMING = "resuming"
+    RESUMED = "resumed"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    HELD = "held"
+
+
+TERMINAL = frozenset({JobState.RESUMED, JobState.COMPLETED, JobState.FAILED})
+
+_ALLOWED: dict[JobState, frozenset[JobState]] = {
+    JobState.RECEIVED: frozenset(
+        {
+            JobState.SHARED,
+            JobState.COMPUTING,
+            JobState.RESULT_READY,
+            JobState.COMPLETED,
+            JobState.FAILED,
+            JobState.HELD,
+        }
+    ),
+    JobState.SHARED: frozenset(
+        {
+            JobState.COMPUTING,
+            JobState.RESULT_READY,
+            JobState.COMPLETED,
+            JobState.FAILED,
+            JobState.HELD,
+        }
+    ),
+    JobState.COMPUTING: frozenset(
+        {JobState.RESULT_READY, JobState.COMPLETED, JobState.FAILED, JobState.HELD}
+    ),
+    JobState.RESULT_READY: frozenset({JobState.RESUMING, JobState.FAILED, JobState.HELD}),
+    JobState.RESUMING: frozenset(
+        {JobState.RESUMING, JobState.RESUMED, JobState.FAILED, JobState.HELD}
+    ),
+    JobState.HELD: frozenset({JobState.RECEIVED, JobState.RESULT_READY, JobState.FAILED}),
+    JobState.RESUMED: frozenset(),
+    JobState.COMPLETED: frozenset(),
+    JobState.FAILED: frozenset({JobState.RECEIVED, JobState.RESULT_READY}),
+}
+
+
+class InvalidTransition(ValueError):
+    """A state change the job state machine does not allow."""
+
+
+def transition(current: JobState, target: JobState) -> JobState:
+    """Return ``target`` if a job may go from ``current`` to it, else raise."""
+    if target not in _ALLOWED[current]:
+        raise InvalidTransition(f"job cannot go from {current} to {target}")
+    return target
+
+
+def after_result(context: ChainContext, mode: Literal["async", "sync"]) -> JobState:
+    """The state a job takes once its result is known.
+
+    A final node and a synchronous answer complete; a middle node waits to be resumed.
+    """
+    if mode == "sync" or context.is_final:
+        return JobState.COMPLETED
+    return JobState.RESULT_READY
+
+
+def job_id_for(chain_id: str, target_id: str) -> str:
+    """The job id of a chain step: the same (chainId, targetId) always gives the same id.
+
+    This is what makes a repeated delivery land on the same job and the same ACK.
+    """
+    digest = hashlib.sha256(f"{chain_id}\n{target_id}".encode()).digest()
+    return str(uuid.uuid5(_JOB_NAMESPACE, digest.hex()))
+
+
+class JobResult(BaseModel):
+    """What a processor produced: the resume ``data`` and ``params``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Any = None
+    params: dict[str, Any] | None = None
+
+
+class Job(BaseModel):
+    """A job as stored (the payload is only loaded for processing)."""
+
+    id: str
+    resource: str
+    mode: Literal["async", "sync"]
+    state: JobState
+    context: ChainContext
+    payload: ChainPayload | None = None
+    result: JobResult | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: float
+    updated_at: float
+    not_before: float
+    resume_started_at: float | None = None
+    finished_at: float | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """What ``GET /jobs`` shows: state, attempts, timestamps, last error; never the data."""
+        return {
+            "id": self.id,
+            "resource": self.resource,
+            "mode": self.mode,
+            "state": self.state.value,
+            "chainId": self.context.chain_id,
+            "targetId": self.context.target_id,
+            "final": self.context.is_final,
+            "attempts": self.attempts,
+            "lastError": self.last_error,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "resumeStartedAt": self.resume_started_at,
+            "finishedAt": self.finished_at,
+        }
