@@ -53,5 +53,6 @@ def configure(level: str = "info", *, json: bool = True) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        cache_logger_on_first_use=True,
+        # Not cached: a logger looks up sys.stdout when it is made, and tests swap it.
+        cache_logger_on_first_use=False,
     )

@@ -123,7 +123,7 @@ class JobStore:
         """Number of jobs by state."""
         query = select(jobs.c.state, func.count()).group_by(jobs.c.state)
         async with self.database.engine.connect() as conn:
-            return {state: n for state, n in (await conn.execute(query)).tuples()}
+            return {row[0]: row[1] for row in await conn.execute(query)}
 
     def _claimable(self, now: float) -> Any:
         return and_(

@@ -1,0 +1,85 @@
+"""The ``ptx-chain-node`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gateway.settings import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        return load_settings(args.config)
+    except ValidationError as exc:
+        for error in exc.errors():
+            location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+            print(f"config error: {location}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except (OSError, ValueError) as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    settings = _settings(args)
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from gateway import schemas
+
+    if args.check:
+        stale = schemas.drift(args.out)
+        if stale:
+            print(
+                f"schemas out of date: {', '.join(stale)}; run ptx-chain-node schemas",
+                file=sys.stderr,
+            )
+            return 1
+        print("schemas up to date")
+        return 0
+    for name in schemas.write(args.out):
+        print(f"wrote {args.out / name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ptx-chain-node",
+        description="A secure multi-party computation step in a Prometheus-X service chain.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway (PDC resource + API)")
+    serve.add_argument("--config", type=Path, help="TOML or JSON config file")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(handler=cmd_serve)
+
+    schemas = commands.add_parser("schemas", help="write (or --check) the JSON schemas")
+    schemas.add_argument("--out", type=Path, default=Path("schemas"))
+    schemas.add_argument("--check", action="store_true", help="fail if the files drifted")
+    schemas.set_defaults(handler=cmd_schemas)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
