@@ -67,6 +67,7 @@ class Resource:
     pdc_url: str = ""
     resume_delay: float | None = 0.3
     ack: Any = field(default_factory=lambda: {"status": "accepted"})
+    status: int = 200
     result: Callable[[Any], tuple[Any, Any]] = lambda body: ({"sum": 42}, {"k": "v"})
     received: list[Received] = field(default_factory=list)
     resume_answers: list[httpx.Response] = field(default_factory=list)
@@ -82,7 +83,7 @@ class Resource:
         await send(
             {
                 "type": "http.response.start",
-                "status": 200,
+                "status": self.status,
                 "headers": [(b"content-type", b"application/json")],
             }
         )
@@ -372,6 +373,71 @@ async def test_status_report_is_not_a_resume(
     assert r.status_code == 200
     assert pdc.resumes[-1].outcome is ResumeOutcome.STATUS_REPORT
     assert pdc.step_state(chain_id, NODE) is StepState.SUSPENDED
+
+
+async def test_non_2xx_answer_still_suspends_the_node(
+    simulated_pdc: LivePDC, resource: tuple[Resource, str]
+) -> None:
+    pdc = simulated_pdc.pdc
+    app, url = resource
+    app.pdc_url, app.status, app.resume_delay = simulated_pdc.url, 500, 0.2
+    chain_id = await pdc.start_chain(simple_chain(url))
+    out = await pdc.wait_for_output(chain_id, timeout=5)
+    assert pdc.calls_for(chain_id, NODE)[0].status == 500
+    assert out.data == {"sum": 42}
+
+
+async def test_unreachable_resource_fails_the_step(
+    simulated_pdc: LivePDC, client: httpx.AsyncClient
+) -> None:
+    pdc = simulated_pdc.pdc
+    async with serve(Resource(client), lifespan="off") as gone:
+        url = gone.url + "/chain"
+    chain_id = await pdc.start_chain(simple_chain(url))
+    assert pdc.step_state(chain_id, NODE) is StepState.FAILED
+    assert pdc.calls_for(chain_id)[0].error is not None
+    assert pdc.errors
+
+
+async def test_resume_answers_500_when_the_next_pdc_is_down(
+    pdc_factory: Any, resource: tuple[Resource, str]
+) -> None:
+    node_pdc: LivePDC = await pdc_factory(db_delay=0.02)
+    consumer: LivePDC = await pdc_factory()
+    app, url = resource
+    app.pdc_url, app.resume_delay = node_pdc.url, 0.2
+    spec = simple_chain(url)
+    spec.consumer.pdc_url = consumer.url
+    await consumer.stop()
+    chain_id = await node_pdc.pdc.start_chain(spec)
+    await node_pdc.pdc.wait_until(lambda: bool(app.resume_answers), timeout=5)
+    assert app.resume_answers[0].status_code == 500
+    assert node_pdc.pdc.resumes_for(chain_id)[0].outcome is ResumeOutcome.ERROR
+
+
+async def test_final_node_resource_gets_no_next_target(
+    simulated_pdc: LivePDC, resource: tuple[Resource, str]
+) -> None:
+    pdc = simulated_pdc.pdc
+    app, url = resource
+    app.pdc_url, app.resume_delay = simulated_pdc.url, 0.2
+    spec = simple_chain(url)
+    spec.consumer.representation = Representation(url=url + "/final")
+    spec.consumer.params = {"custom": "custom"}
+    chain_id = await pdc.start_chain(spec)
+    out = await pdc.wait_for_output(chain_id, timeout=5)
+    final = app.received[1]
+    assert final.path == "/chain/final"
+    assert final.header("x-ptx-service-chain-next-target") is None
+    assert parse_chain_context(final.headers).is_final
+    assert final.json == out.body
+    assert out.body == {
+        "data": {"sum": 42},
+        "contract": spec.contract_url,
+        "params": "custom",
+        "previousNodeParams": {"k": "v"},
+    }
+    assert len(app.resume_answers) == 1  # the final node has nothing to resume
 
 
 # --------------------------------------------------------------------- pre-chain and adapter
