@@ -347,8 +347,11 @@ class CarbyneStackClient:
         if response.status_code in (401, 403):
             raise AuthError(f"VCP {provider.id} refused the bearer token ({response.status_code})")
         if not response.is_success:
+            reason = _reason(response)
             raise _vcp_problem(
-                provider, f"{method} {httpx.URL(url).path} answered {response.status_code}"
+                provider,
+                f"{method} {httpx.URL(url).path} answered {response.status_code}"
+                + (f": {reason}" if reason else ""),
             )
         return response
 
@@ -414,6 +417,16 @@ def _vcp_problem(provider: Provider, problem: str, status: int = 502) -> VcpErro
     return VcpError(
         f"VCP {provider.id}: {problem}", status, [Problem(f"providers[{provider.id}]", problem)]
     )
+
+
+def _reason(response: httpx.Response) -> str:
+    """The ``message`` of an error body, shortened (service messages carry no secrets)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message)[:200] if message else ""
 
 
 def _json(provider: Provider, response: httpx.Response) -> Any:
