@@ -28,10 +28,13 @@ import structlog
 
 from ptx_chain_node.carbynestack.config import ComputeConfig, Provider
 from ptx_chain_node.carbynestack.encoding import (
+    SHARE_FIELDS,
+    Shares,
+    check_shares,
     decode_vector,
     encode_vector,
     from_field_vector,
-    sum_shares,
+    sum_share_sets,
     to_field_vector,
 )
 from ptx_chain_node.errors import AuthError, Problem, ProtocolError, PtxError
@@ -39,7 +42,6 @@ from ptx_chain_node.errors import AuthError, Problem, ProtocolError, PtxError
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-SHARE_FIELDS = ("secretShares", "rShares", "vShares", "wShares", "uShares")
 MAX_VALUES = 1_000_000
 #: Tag :meth:`CarbyneStackClient.upload` adds: the number of values (public, MP-SPDZ needs it).
 LENGTH_TAG = "ptx-length"
@@ -63,29 +65,6 @@ class Tag:
 
     def as_json(self) -> dict[str, str]:
         return {"key": self.key, "value": self.value, "valueType": self.value_type}
-
-
-@dataclass(frozen=True)
-class Shares:
-    """The five summed vectors of a mask or output-delivery exchange."""
-
-    s: list[int]
-    r: list[int]
-    v: list[int]
-    w: list[int]
-    u: list[int]
-
-
-def check_shares(field_prime: int, shares: Shares) -> list[int]:
-    """Indices where ``w != s·r`` or ``u != v·r`` (mod p); empty when all hold."""
-    p = field_prime
-    return [
-        k
-        for k, (s, r, v, w, u) in enumerate(
-            zip(shares.s, shares.r, shares.v, shares.w, shares.u, strict=True)
-        )
-        if (s * r - w) % p or (v * r - u) % p
-    ]
 
 
 class CarbyneStackClient:
@@ -399,12 +378,7 @@ class CarbyneStackClient:
         return Shares(*vectors)
 
     def _sum(self, per_vcp: Sequence[Shares]) -> Shares:
-        return Shares(
-            *(
-                sum_shares(self.field, [getattr(sh, name) for sh in per_vcp])
-                for name in ("s", "r", "v", "w", "u")
-            )
-        )
+        return sum_share_sets(self.field, per_vcp)
 
     async def _delete_quietly(self, sid: str) -> None:
         try:

@@ -13,6 +13,10 @@ On top of the field:
 - fixed-point numbers are integers scaled by ``2^frac_bits`` (MP-SPDZ's ``sfix`` keeps
   its value ``v`` with the same convention), rounded to the nearest step.
 
+Amphora's input masks and output-delivery answers come as five such vectors per VCP
+(``s, r, v, w, u``); summed over VCPs they must satisfy ``w = s·r`` and ``u = v·r``
+(:func:`check_shares`), which catches a VCP that corrupts its shares.
+
 Everything here is pure; bad input raises :class:`~ptx_chain_node.errors.ProtocolError`.
 """
 
@@ -30,6 +34,8 @@ from ptx_chain_node.errors import ProtocolError
 #: Bytes per field element on the wire (MP-SPDZ's ``WORD_WIDTH`` for 128-bit primes).
 WORD_BYTES = 16
 MONTGOMERY_BITS = 8 * WORD_BYTES
+#: The five vectors of Amphora's input-mask and output-delivery answers.
+SHARE_FIELDS = ("secretShares", "rShares", "vShares", "wShares", "uShares")
 
 
 @dataclass(frozen=True)
@@ -167,3 +173,36 @@ def sum_shares(field: PrimeField, shares: Sequence[Sequence[int]]) -> list[int]:
     if any(len(s) != n for s in shares):
         raise ProtocolError.single("shares", "share vectors differ in length")
     return [sum(column) % field.prime for column in zip(*shares, strict=True)]
+
+
+@dataclass(frozen=True)
+class Shares:
+    """The five summed vectors of a mask or output-delivery exchange."""
+
+    s: list[int]
+    r: list[int]
+    v: list[int]
+    w: list[int]
+    u: list[int]
+
+
+def check_shares(field_prime: int, shares: Shares) -> list[int]:
+    """Indices where ``w != s·r`` or ``u != v·r`` (mod p); empty when all hold."""
+    p = field_prime
+    return [
+        k
+        for k, (s, r, v, w, u) in enumerate(
+            zip(shares.s, shares.r, shares.v, shares.w, shares.u, strict=True)
+        )
+        if (s * r - w) % p or (v * r - u) % p
+    ]
+
+
+def sum_share_sets(field: PrimeField, per_vcp: Sequence[Shares]) -> Shares:
+    """The five vectors summed over VCPs."""
+    return Shares(
+        *(
+            sum_shares(field, [getattr(sh, name) for sh in per_vcp])
+            for name in ("s", "r", "v", "w", "u")
+        )
+    )

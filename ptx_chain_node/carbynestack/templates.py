@@ -45,8 +45,9 @@ Semantics (all inputs are signed integers, concatenated over all input secrets):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -276,3 +277,23 @@ def render(
             "program", f"unknown program {name!r}; known: {', '.join(sorted(TEMPLATES))}"
         )
     return renderer(input_lengths, dict(params or {}))
+
+
+def clear_output(name: str, params: Mapping[str, Any], values: Sequence[int]) -> list[int]:
+    """What program ``name`` outputs for the concatenated clear ``values`` (the reference
+    meaning of each template; the fake VCP computes this instead of running MP-SPDZ).
+
+    Raises :class:`ProtocolError` where MP-SPDZ would return garbage (sfix overflow).
+    """
+    total = sum(values)
+    if name == "sum":
+        return [total]
+    if name == "mean":
+        f, int_bits = int(params["frac_bits"]), int(params["int_bits"])
+        if abs(total) >= 1 << (int_bits - 1):
+            raise ProtocolError.single("values", "sfix overflow: |sum| >= 2^(int_bits-1)")
+        return [round(Fraction(total * (1 << f), len(values)))]
+    if name == "histogram":
+        edges = [int(e) for e in params["edges"]]
+        return [sum(1 for x in values if lo <= x < hi) for lo, hi in pairwise(edges)]
+    raise ProtocolError.single("program", f"unknown program {name!r}")

@@ -21,7 +21,8 @@ protocol of Amphora and Ephemeral:
 
 The hidden :class:`FakeCarbyneStack` plays the tuple dealer and the MPC engine. Every call
 needs ``Authorization: Bearer <token>`` (else 401). Switches: :meth:`corrupt` (w or u wrong at
-one VCP), :meth:`set_unreachable` (connection refused), :meth:`set_failing` (500 everywhere).
+one VCP), :meth:`set_unreachable` (connection refused), :meth:`set_failing` (500s, for
+all requests or one method).
 """
 
 from __future__ import annotations
@@ -30,10 +31,8 @@ import asyncio
 import json
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
-from itertools import pairwise
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
@@ -41,6 +40,7 @@ import httpx
 
 from ptx_chain_node.carbynestack.config import ComputeConfig
 from ptx_chain_node.carbynestack.encoding import (
+    SHARE_FIELDS,
     TEST_FIELD,
     PrimeField,
     decode_vector,
@@ -48,14 +48,11 @@ from ptx_chain_node.carbynestack.encoding import (
     from_field,
     to_field,
 )
-from ptx_chain_node.carbynestack.templates import parse_marker
+from ptx_chain_node.carbynestack.templates import clear_output, parse_marker
 from ptx_chain_node.errors import ProtocolError
+from ptx_chain_node.testing.asgi import BodyTooLarge, Receive, Scope, Send, read_body, send_json
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Five = dict[str, list[int]]
-SHARE_FIELDS = ("secretShares", "rShares", "vShares", "wShares", "uShares")
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -99,19 +96,19 @@ class FakeVcp:
         query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
         self.cloud.requests.append((self.index, method, path))
         try:
-            if self.index in self.cloud.failing and self.cloud.failing[self.index] in (
-                None,
-                method,
-            ):
+            if self.cloud.failing.get(self.index, "off") in (None, method):
                 raise _Reply(500, "internal error (injected)")
             auth = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
             if auth != f"Bearer {self.cloud.tokens[self.index]}":
                 raise _Reply(401, "unauthorized")
-            body = await _read_body(receive) if method in ("POST", "PUT") else b""
+            try:
+                body = await read_body(scope, receive, MAX_BODY) if method == "POST" else b""
+            except BodyTooLarge as exc:
+                raise _Reply(413, "body too large") from exc
             status, answer = await self._route(method, path, query, body)
         except _Reply as reply:
             status, answer = reply.status, {"code": reply.status, "message": reply.message}
-        await _send_json(send, status, answer)
+        await send_json(send, status, answer)
 
     async def _route(
         self, method: str, path: str, query: dict[str, str], body: bytes
@@ -414,7 +411,10 @@ class FakeCarbyneStack:
             raise _Reply(
                 500, f"program reads lengths {params.get('lengths')}, inputs have {lengths}"
             )
-        out = evaluate(name, params, [x for values in inputs for x in values])
+        try:
+            out = clear_output(name, params, [x for values in inputs for x in values])
+        except ProtocolError as exc:
+            raise _Reply(500, exc.message) from exc
         elements = [to_field(self.field, y) for y in out]
         tags = [{"key": "gameID", "value": gid, "valueType": "STRING"}]
         for vcp in self.vcps:
@@ -424,24 +424,6 @@ class FakeCarbyneStack:
             self.vcps, zip(*(self.split(y) for y in elements), strict=True), strict=True
         ):
             vcp.secrets[gid] = _Stored(list(shares), list(tags))
-
-
-def evaluate(name: str, params: Mapping[str, Any], values: Sequence[int]) -> list[int]:
-    """The clear-text meaning of the ``carbynestack.templates`` programs."""
-    total = sum(values)
-    if name == "sum":
-        return [total]
-    if name == "mean":
-        f, int_bits = int(params["frac_bits"]), int(params["int_bits"])
-        if abs(total) >= 1 << (int_bits - 1):
-            raise _Reply(
-                500, "sfix overflow: |sum| >= 2^(int_bits-1), MP-SPDZ would return garbage"
-            )
-        return [round(Fraction(total * (1 << f), len(values)))]
-    if name == "histogram":
-        edges = [int(e) for e in params["edges"]]
-        return [sum(1 for x in values if lo <= x < hi) for lo, hi in pairwise(edges)]
-    raise _Reply(500, f"fake VCP does not know template {name!r}")
 
 
 class _CloudTransport(httpx.AsyncBaseTransport):
@@ -454,33 +436,6 @@ class _CloudTransport(httpx.AsyncBaseTransport):
         if vcp is None or vcp.index in self._cloud.unreachable:
             raise httpx.ConnectError(f"connection refused: {request.url.host}", request=request)
         return await self._asgi[vcp.index].handle_async_request(request)
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise _Reply(413, "body too large")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-async def _send_json(send: Send, status: int, body: Any) -> None:
-    payload = json.dumps(body).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
 
 
 def _json(body: bytes) -> Any:

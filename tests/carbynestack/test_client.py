@@ -18,13 +18,11 @@ from ptx_chain_node.carbynestack.client import (
     LENGTH_TAG,
     CarbyneStackClient,
     IntegrityError,
-    Shares,
     Tag,
     VcpError,
-    check_shares,
 )
 from ptx_chain_node.carbynestack.config import ComputeConfig
-from ptx_chain_node.carbynestack.encoding import TEST_FIELD, decode_vector
+from ptx_chain_node.carbynestack.encoding import TEST_FIELD, Shares, check_shares, decode_vector
 from ptx_chain_node.carbynestack.templates import render
 from ptx_chain_node.errors import AuthError, ProtocolError
 from ptx_chain_node.testing.fake_vcp import FakeCarbyneStack
