@@ -11,6 +11,7 @@ from typing import Literal
 
 import httpx
 import pytest
+import structlog.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -315,3 +316,21 @@ def test_repr_hides_the_token(fake: FakeCarbyneStack) -> None:
 
     assert TOKEN not in asyncio.run(build())
     assert base64.b64encode(TOKEN.encode()).decode() not in asyncio.run(build())
+
+
+async def test_logs_carry_neither_tokens_nor_values(
+    fake: FakeCarbyneStack, client: CarbyneStackClient
+) -> None:
+    secret_values = [987654321, -123456789]
+    with structlog.testing.capture_logs() as events:
+        sid = await client.upload(secret_values)
+        await client.read(sid)
+        result = await client.execute(render("sum", [2]).code, [sid])
+        await client.read(result)
+        fake.corrupt(0, "w")
+        with pytest.raises(IntegrityError):
+            await client.upload([555555555])
+    text = repr(events)
+    assert events  # something was logged ...
+    for needle in (TOKEN, "987654321", "123456789", "864197532", "555555555"):
+        assert needle not in text  # ... but no token, value or result
