@@ -437,6 +437,8 @@ async def test_final_node_resource_gets_no_next_target(
         "params": "custom",
         "previousNodeParams": {"k": "v"},
     }
+    await pdc.wait_until(lambda: bool(app.resume_answers), timeout=5)
+    await asyncio.sleep(0.3)  # a resume of the final node would have come by now
     assert len(app.resume_answers) == 1  # the final node has nothing to resume
 
 
