@@ -34,8 +34,16 @@ Choices where the reference is silent: a resume for a chain this PDC **lost in a
 answers 500 (the real PDC throws when its in-memory chain is gone), a resume for a chain
 it never knew answers 200 (nothing matched); a resume dropped because it arrived before
 suspension makes the chain go on with the resource's synchronous response body; a body
-that is not JSON answers 400. ``down = True`` answers 503 to everything; stop the server
-for connection refused.
+that is not JSON answers 400; a resume whose forward fails (next simulated PDC down)
+answers 500 with outcome ``error``; an unreachable resource leaves the step ``failed``
+(recorded in ``errors``); a non-2xx answer is recorded and the node still suspends.
+``down = True`` answers 503 to everything; stop the server for connection refused.
+``restart()`` forgets the chains and cancels pending DB work/adapter timers; logs stay.
+
+Timing: a resume answers only after the next step's resource has answered (or the
+hand-off to the next simulated PDC was accepted). A step runs on the simulated PDC at its
+``pdc_url``, else on the PDC that ran the previous step (see :mod:`.chainspec`). Bodies
+are always JSON, labelled ``Representation.content_type`` (default ``text/plain``).
 """
 
 from __future__ import annotations
