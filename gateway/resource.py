@@ -111,7 +111,7 @@ def make_endpoint(resource: ResourceSettings):  # type: ignore[no-untyped-def]
         if resource.mode == "sync":
             return await _sync_answer(runtime, resource, job_id)
         runtime.metrics.ack_latency.observe(time.perf_counter() - started)
-        log.info("delivery acknowledged", new=new)
+        log.debug("delivery acknowledged", new=new)
         return JSONResponse(
             {"status": "ACK", "jobId": job_id},
             background=BackgroundTask(_ack_sent, runtime, job_id),

@@ -8,7 +8,6 @@ resumed``; ``completed`` for a final node or a synchronous (adapter-mode) answer
 from __future__ import annotations
 
 import hashlib
-import uuid
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -16,8 +15,6 @@ from pydantic import BaseModel, ConfigDict
 
 from ptx_chain_node.chain import ChainContext
 from ptx_chain_node.payload import ChainPayload
-
-_JOB_NAMESPACE = uuid.UUID("5b7d3c1e-2f0a-4c5e-9a7b-0d3e1f2a4b6c")
 
 
 class JobState(StrEnum):
@@ -94,8 +91,8 @@ def job_id_for(chain_id: str, target_id: str) -> str:
 
     This is what makes a repeated delivery land on the same job and the same ACK.
     """
-    digest = hashlib.sha256(f"{chain_id}\n{target_id}".encode()).digest()
-    return str(uuid.uuid5(_JOB_NAMESPACE, digest.hex()))
+    h = hashlib.sha256(f"ptx-job\n{chain_id}\n{target_id}".encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
 class JobResult(BaseModel):

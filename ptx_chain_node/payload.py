@@ -130,12 +130,12 @@ def parse_payload(document: JsonValue, *, skip_body_processing: bool = False) ->
     """
     if skip_body_processing or not isinstance(document, dict) or "data" not in document:
         return ChainPayload(data=document, wrapped=False)
+    if document.get("params") == "":
+        document = {**document, "params": None}
     try:
         payload = ChainPayload.model_validate(document)
     except ValidationError as exc:
         raise ProtocolError("invalid body", 422, _problems(exc, "body")) from None
-    if payload.params == "":
-        payload = payload.model_copy(update={"params": None})
     if is_merged(payload.data):
         try:
             MergedData.model_validate(payload.data)

@@ -32,6 +32,7 @@ async def test_a_delivery_logs_ids_but_no_data_or_credentials(
         store_url=f"sqlite:///{tmp_path / 'x.db'}",
         resources=[{"auth": {"username": "pdc", "password": "very-secret-pw"}}],
         resume={"delay": 0.01},
+        log_level="debug",
     )
     resumed = []
 

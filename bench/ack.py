@@ -1,0 +1,228 @@
+"""ACK throughput: the gateway's resource endpoint against a bare Starlette ACK.
+
+Both run under uvicorn (one process, same flags) on this machine and are loaded by the
+same wrk run shape. The gateway stores each delivery durably (SQLite, WAL, synchronous
+FULL, group commit) before it answers; the baseline answers the same ACK without a store.
+Every request carries a distinct chain id, so each one is a new job.
+
+    python bench/ack.py [--duration 10] [--connections 64] [--with-worker]
+
+Needs ``wrk`` (Debian: ``apt-get install wrk``). Prints requests/s, p50 and p99 of both,
+and the ratio gateway/baseline. Goal: ratio >= 0.7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BASELINE = """
+import uuid
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+async def resource(request):
+    await request.body()
+    return JSONResponse({"status": "ACK", "jobId": str(uuid.uuid4())})
+
+app = Starlette(routes=[Route("/resource", resource, methods=["POST"])])
+"""
+
+WRK_SCRIPT = """
+local counter = 0
+local thread_id = 0
+local next_id = 0
+function setup(thread)
+  next_id = next_id + 1
+  thread:set("thread_id", next_id)
+end
+wrk.method = "POST"
+wrk.body = '{"data":[{"salary":52000,"category":"engineer"},{"salary":48000,"category":"nurse"}],'
+  .. '"contract":"https://contract.test/contracts/67f3dc0a63abc4c89b80c161","params":""}'
+wrk.headers["content-type"] = "text/plain"
+wrk.headers["x-ptx-target-id"] = "https://catalog.test/v1/catalog/serviceofferings/mpc"
+wrk.headers["x-ptx-service-chain-next-target"] = "https://catalog.test/v1/catalog/serviceofferings/next"
+wrk.headers["x-ptx-dataExchangeId"] = "67f6758caed89eb179984140"
+request = function()
+  counter = counter + 1
+  wrk.headers["x-ptx-service-chain-id"] = string.format(
+    "@supervisor:%s-%d-%d-%08x", RUN, thread_id, counter, counter)
+  return wrk.format()
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.post(url, content=b"{}", timeout=1).status_code < 600:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def start(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def run_wrk(url: str, script: Path, duration: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def pct(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": rps,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "errors": float(non2xx.group(1)) if non2xx else 0.0,
+    }
+
+
+def measure(
+    name: str, cmd: list[str], env: dict[str, str], tmp: Path, args: argparse.Namespace, port: int
+) -> dict[str, float]:
+    proc = start(cmd, env, tmp)
+    try:
+        url = f"http://127.0.0.1:{port}/resource"
+        wait_ready(url)
+        script = tmp / f"{name}.lua"
+        script.write_text(f'RUN = "{name}{time.time_ns()}"\n' + WRK_SCRIPT)
+        run_wrk(url, script, 2, args.connections)  # warm-up
+        script.write_text(f'RUN = "{name}{time.time_ns()}"\n' + WRK_SCRIPT)
+        return run_wrk(url, script, args.duration, args.connections)
+    finally:
+        stop(proc)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--with-worker",
+        action="store_true",
+        help="also process the jobs in the same process while loading",
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk not found: apt-get install wrk", file=sys.stderr)
+        return 2
+    python = sys.executable
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "baseline_app.py").write_text(BASELINE)
+        env = {**os.environ, "PYTHONPATH": str(tmp)}
+        port = free_port()
+        uvicorn_flags = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        baseline = measure(
+            "baseline",
+            [python, "-m", "uvicorn", "baseline_app:app", *uvicorn_flags],
+            env,
+            tmp,
+            args,
+            port,
+        )
+        config = {
+            "store_url": f"sqlite:///{tmp / 'bench.db'}",
+            "pdc_url": "http://127.0.0.1:9",
+            "log_level": "warning",
+            "resume": {"delay": 3600},
+            "worker": {"enabled": args.with_worker},
+        }
+        (tmp / "gateway.json").write_text(json.dumps(config))
+        port = free_port()
+        gateway = measure(
+            "gateway",
+            [
+                python,
+                "-m",
+                "gateway",
+                "serve",
+                "--config",
+                str(tmp / "gateway.json"),
+                "--port",
+                str(port),
+            ],
+            {**os.environ},
+            tmp,
+            args,
+            port,
+        )
+        jobs = _count_jobs(tmp / "bench.db")
+    ratio = gateway["rps"] / baseline["rps"]
+    print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, row in (("baseline", baseline), ("gateway", gateway)):
+        print(
+            f"{name:10} {row['rps']:10.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+            f"{row['errors']:8.0f}"
+        )
+    print(f"jobs stored durably: {jobs}")
+    print(f"ratio gateway/baseline: {ratio:.2f} (goal >= 0.70)")
+    return 0
+
+
+def _count_jobs(path: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT count(*) FROM jobs").fetchone()[0])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
