@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from gateway.coordinator import coordinator_paths
 from gateway.settings import Settings
 from ptx_chain_node import __version__
 from ptx_chain_node.messages import Ack, ErrorBody, JobSummary, ResumeRequest, SyncAnswer
@@ -119,6 +120,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "content": {"text/plain": {"schema": {"type": "string"}}},
         },
     )
+    paths.update(coordinator_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "ptx-chain-node gateway", "version": __version__},

@@ -8,6 +8,7 @@ import httpx
 import structlog
 
 from gateway.settings import ResourceSettings, Settings
+from ptx_chain_node.coordination.config import CoordinationService
 from ptx_chain_node.egress import AllowedHostsTransport
 from ptx_chain_node.intake import AckLedger, JobIntake
 from ptx_chain_node.metrics import Metrics
@@ -65,6 +66,13 @@ class Runtime:
             acks=self.acks,
             metrics=self.metrics,
         )
+        operator = settings.operator_token
+        self.coordination = CoordinationService(
+            settings.coordination,
+            self.database,
+            operator_token=operator.get_secret_value() if operator else None,
+            transport=transport,
+        )
         self.shutting_down = False
 
     def processor_for(self, resource_name: str) -> Processor:
@@ -78,6 +86,7 @@ class Runtime:
             released = await self.store.release_all()
             if released:
                 log.info("released stale leases", count=released)
+        await self.coordination.start()
         self.intake.start()
         self.worker.start()
         log.info(
@@ -90,6 +99,7 @@ class Runtime:
         self.shutting_down = True
         await self.intake.stop()
         await self.worker.stop()
+        await self.coordination.stop()
         await self.http.aclose()
         await self.database.dispose()
         log.info("gateway stopped")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ptx_chain_node.coordination.config import CoordinationSettings
 from ptx_chain_node.resume import ResumePolicy
 
 
@@ -92,6 +93,10 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description="bearer token for /jobs; unset leaves them open (development)"
     )
+    operator_token: SecretStr | None = Field(
+        None, description="bearer token creating/deleting collaborations; unset: open (dev)"
+    )
+    coordination: CoordinationSettings = Field(default_factory=CoordinationSettings)
     log_level: str = "info"
     log_json: bool = True
 
