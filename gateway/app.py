@@ -16,7 +16,7 @@ from gateway import coordinator, operations, upstream
 from gateway.errors import HANDLERS
 from gateway.openapi import openapi_document
 from gateway.request_context import RequestContextMiddleware
-from gateway.resource import make_endpoint
+from gateway.resource import ResourceEndpoint
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_settings
 from ptx_chain_node import logs
@@ -48,7 +48,7 @@ def create_app(
         return JSONResponse(openapi_document(settings))
 
     routes: list[BaseRoute] = [
-        Route(r.path, make_endpoint(r), methods=["POST", "PUT"], name=f"resource:{r.name}")
+        Route(r.path, ResourceEndpoint(r), methods=["POST", "PUT"], name=f"resource:{r.name}")
         for r in settings.resources
     ]
     routes += [

@@ -11,13 +11,12 @@ import secrets
 import time
 
 import structlog
-from starlette.background import BackgroundTask
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from gateway.runtime import Runtime
 from gateway.settings import AuthSettings, ResourceSettings
-from ptx_chain_node.chain import ChainContext, lower_headers, parse_chain_context
+from ptx_chain_node.chain import ChainContext, read_chain_context
 from ptx_chain_node.errors import AuthError, ProtocolError
 from ptx_chain_node.job import JobState, job_id_for
 from ptx_chain_node.payload import Credentials, decode_json, parse_payload, split_credentials
@@ -46,19 +45,32 @@ def authenticate(auth: AuthSettings, headers: dict[str, str], creds: Credentials
     raise AuthError("missing or wrong credentials")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     """The request body, refusing more than ``limit`` bytes with a 413."""
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ProtocolError.single("body", f"larger than {limit} bytes", 413)
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ProtocolError.single("body", "client disconnected", 400)
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise ProtocolError.single("body", f"larger than {limit} bytes", 413)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def decode_headers(scope: Scope) -> dict[str, str]:
+    """ASGI headers as a dict with lower-case names; the first occurrence wins."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return headers
 
 
 def check_target(resource: ResourceSettings, context: ChainContext) -> None:
@@ -68,18 +80,22 @@ def check_target(resource: ResourceSettings, context: ChainContext) -> None:
         )
 
 
-def make_endpoint(resource: ResourceSettings):  # type: ignore[no-untyped-def]
-    """The Starlette endpoint of one configured resource."""
+class ResourceEndpoint:
+    """The pure-ASGI endpoint of one configured resource (the hot path: kept lean)."""
 
-    async def endpoint(request: Request) -> Response:
-        runtime: Runtime = request.app.state.runtime
+    def __init__(self, resource: ResourceSettings) -> None:
+        self.resource = resource
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime: Runtime = scope["app"].state.runtime
+        resource = self.resource
         started = time.perf_counter()
+        headers = decode_headers(scope)
         try:
-            raw = await read_body(request, runtime.settings.limits.max_body_bytes)
-            headers = lower_headers(request.headers.items())
+            raw = await read_body(receive, headers, runtime.settings.limits.max_body_bytes)
             document, creds = split_credentials(decode_json(raw))
             authenticate(resource.auth, headers, creds)
-            context = parse_chain_context(headers)
+            context = read_chain_context(headers)
             check_target(resource, context)
             payload = parse_payload(document, skip_body_processing=resource.skip_body_processing)
         except (ProtocolError, AuthError) as exc:
@@ -93,7 +109,7 @@ def make_endpoint(resource: ResourceSettings):  # type: ignore[no-untyped-def]
         )
         runtime.acks.expect(job_id)
         try:
-            new = await runtime.intake.submit(
+            await runtime.intake.submit(
                 NewJob(
                     id=job_id,
                     resource=resource.name,
@@ -107,22 +123,33 @@ def make_endpoint(resource: ResourceSettings):  # type: ignore[no-untyped-def]
             runtime.acks.sent(job_id)
             log.error("job not stored", error=type(exc).__name__)
             raise ProtocolError.single("store", "unavailable; not acknowledged", 503) from None
-        runtime.metrics.deliveries.labels("new" if new else "repeated").inc()
+        runtime.metrics.deliveries.inc()
         if resource.mode == "sync":
-            return await _sync_answer(runtime, resource, job_id)
+            response = await _sync_answer(runtime, resource, job_id)
+            await response(scope, receive, send)
+            return
         runtime.metrics.ack_latency.observe(time.perf_counter() - started)
-        log.debug("delivery acknowledged", new=new)
-        return JSONResponse(
-            {"status": "ACK", "jobId": job_id},
-            background=BackgroundTask(_ack_sent, runtime, job_id),
-        )
+        try:
+            await send_json(send, b'{"status":"ACK","jobId":"' + job_id.encode() + b'"}')
+        finally:
+            # Sent, or the connection broke: either way the PDC suspends the node now.
+            runtime.acks.sent(job_id)
+            runtime.worker.wake()
 
-    return endpoint
 
-
-async def _ack_sent(runtime: Runtime, job_id: str) -> None:
-    runtime.acks.sent(job_id)
-    runtime.worker.wake()
+async def send_json(send: Send, body: bytes, status: int = 200) -> None:
+    """Send a complete JSON response."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _sync_answer(runtime: Runtime, resource: ResourceSettings, job_id: str) -> Response:

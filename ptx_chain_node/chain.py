@@ -75,7 +75,11 @@ def parse_chain_context(headers: Mapping[str, str] | Iterable[tuple[str, str]]) 
     Raises :class:`ProtocolError` naming every missing or malformed header. An empty
     optional header counts as absent (an empty next target means the final node).
     """
-    folded = lower_headers(headers)
+    return read_chain_context(lower_headers(headers))
+
+
+def read_chain_context(folded: Mapping[str, str]) -> ChainContext:
+    """:func:`parse_chain_context` for headers whose names are already lower case (ASGI)."""
     problems: list[Problem] = []
     values: dict[str, str | None] = {}
     for header, attr in ((CHAIN_ID, "chain_id"), (TARGET_ID, "target_id")):

@@ -22,7 +22,7 @@ log = structlog.get_logger(__name__)
 @dataclass
 class _Pending:
     job: NewJob
-    future: asyncio.Future[bool]
+    future: asyncio.Future[None]
 
 
 class JobIntake:
@@ -48,11 +48,11 @@ class JobIntake:
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("intake stopped"))
 
-    async def submit(self, job: NewJob) -> bool:
-        """Store ``job`` durably; True if it is new, False if that chain step existed."""
+    async def submit(self, job: NewJob) -> None:
+        """Return once ``job`` is committed (or was already stored for that chain step)."""
         if self._task is None:
             raise RuntimeError("intake is not running")
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(job, future))
         return await future
 
@@ -62,7 +62,7 @@ class JobIntake:
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                inserted = await self.store.insert_many([p.job for p in batch])
+                await self.store.insert_many([p.job for p in batch])
             except asyncio.CancelledError:
                 for pending in batch:
                     if not pending.future.done():
@@ -74,12 +74,9 @@ class JobIntake:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
                 continue
-            seen: set[str] = set()
             for pending in batch:
                 if not pending.future.done():
-                    new = pending.job.id in inserted and pending.job.id not in seen
-                    pending.future.set_result(new)
-                seen.add(pending.job.id)
+                    pending.future.set_result(None)
 
 
 @dataclass

@@ -31,8 +31,7 @@ class Metrics:
         self.registry.register(self.jobs)
         self.deliveries = Counter(
             "ptx_deliveries",
-            "Chain-step deliveries accepted, by whether they were new or repeated",
-            ["kind"],
+            "Chain-step deliveries stored and acknowledged (a repeated delivery counts again)",
             registry=self.registry,
         )
         self.rejected = Counter(

@@ -312,7 +312,7 @@ async def test_operations_routes(make_gateway: GatewayFactory) -> None:
     metrics = (await gw.client.get("/metrics")).text
     assert 'ptx_jobs{state="resumed"} 1.0' in metrics
     assert "ptx_resume_attempts_total 1.0" in metrics
-    assert 'ptx_deliveries_total{kind="new"} 1.0' in metrics
+    assert "ptx_deliveries_total 1.0" in metrics
     assert "ptx_ack_latency_seconds_count 1.0" in metrics
     assert response.headers["x-request-id"]
 

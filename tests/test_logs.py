@@ -66,7 +66,8 @@ async def test_a_delivery_logs_ids_but_no_data_or_credentials(
             await asyncio.sleep(0.01)
     out = capsys.readouterr().out
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    assert any(line.get("event") == "delivery acknowledged" for line in lines)
-    assert any(line.get("chain_id") == "@supervisor:c1" for line in lines)
+    resumed = [line for line in lines if line.get("event") == "resumed"]
+    assert resumed and resumed[0]["chain_id"] == "@supervisor:c1"
+    assert resumed[0]["job_id"] == ack.json()["jobId"]
     for secret in ("very-secret-pw", "alice@example.org", "98765"):
         assert secret not in out
