@@ -334,10 +334,7 @@ class Coordinator:
             collaboration_id, party_id, token, operator_ok=False
         )
         if party.confirmed_at is not None:
-            if party.secret_ids == secret_ids and rows in (None, party.rows):
-                return record, False
-            message = "already confirmed with other secrets or rows"
-            raise PtxError(message, 409, [Problem("secret_ids", message)])
+            return record, self._same_upload(party, secret_ids, rows)
         require_accepting(record.state)
         definition = record.definition
         if program_sha256 is not None:
@@ -353,19 +350,25 @@ class Coordinator:
         confirmed = await self.store.confirm_upload(
             collaboration_id, party_id, secret_ids, rows, approve=approve
         )
-        if confirmed is None:
+        if not confirmed:
+            # A concurrent confirmation of this party won, or the run started meanwhile.
+            latest = await self.store.party(collaboration_id, Role.INPUT, party_id)
+            if latest is not None and latest.confirmed_at is not None:
+                return await self.require(collaboration_id), self._same_upload(
+                    latest, secret_ids, rows
+                )
             require_accepting((await self.require(collaboration_id)).state)
-        if not confirmed:  # a concurrent confirmation of the same party won
-            return await self.confirm_upload(
-                collaboration_id,
-                party_id,
-                token,
-                secret_ids=secret_ids,
-                rows=rows,
-                program_sha256=program_sha256,
-            )
+            raise NotFoundError("no such input party", "path.party_id")
         log.info("upload confirmed", collaboration_id=collaboration_id, party=party_id)
         return await self.advance(collaboration_id), True
+
+    @staticmethod
+    def _same_upload(party: PartyRecord, secret_ids: list[str], rows: int | None) -> bool:
+        """False for a repeat of the confirmed upload; 409 for a different one."""
+        if party.secret_ids == secret_ids and rows in (None, party.rows):
+            return False
+        message = "already confirmed with other secrets or rows"
+        raise PtxError(message, 409, [Problem("secret_ids", message)])
 
     # -- output parties and results -------------------------------------------------------
 

@@ -12,7 +12,9 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from ptx_chain_node.coordination import Coordinator, LocalTestEngine
+from ptx_chain_node.coordination import CollaborationRequest, Coordinator, LocalTestEngine
+from ptx_chain_node.coordination.config import CoordinationService, CoordinationSettings
+from ptx_chain_node.store import Database
 
 OPERATOR = "operator-token-for-tests"
 OP = {"authorization": f"Bearer {OPERATOR}"}
@@ -136,3 +138,27 @@ async def running(
         ) as client,
     ):
         yield Harness(app, client, engine)
+
+
+@asynccontextmanager
+async def service(
+    store_url: str, engine: LocalTestEngine | None = None, **coordination: Any
+) -> AsyncIterator[tuple[CoordinationService, LocalTestEngine]]:
+    """A started CoordinationService (no HTTP) on ``store_url``."""
+    engine = engine or LocalTestEngine()
+    database = Database(store_url)
+    await database.migrate()
+    svc = CoordinationService(
+        CoordinationSettings(**{**FAST, **coordination}), database, operator_token=OPERATOR
+    )
+    svc.use_engine(engine)
+    await svc.start()
+    try:
+        yield svc, engine
+    finally:
+        await svc.stop()
+        await database.dispose()
+
+
+def request_model(**overrides: Any) -> CollaborationRequest:
+    return CollaborationRequest.model_validate(collaboration_body(**overrides))
