@@ -54,6 +54,12 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway import demo
+
+    return demo.main(as_json=args.json, timeout=args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ptx-chain-node",
@@ -66,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser("demo", help="run a whole chain locally, end to end")
+    demo.add_argument("--json", action="store_true", help="print one JSON object")
+    demo.add_argument("--timeout", type=float, default=120.0)
+    demo.set_defaults(handler=cmd_demo)
 
     schemas = commands.add_parser("schemas", help="write (or --check) the JSON schemas")
     schemas.add_argument("--out", type=Path, default=Path("schemas"))
