@@ -127,27 +127,31 @@ def _input_spec(header: str | None, spec_json: str | None) -> InputSpec:
 async def create(request: Request) -> Response:
     coordinator = coordinator_of(request)
     coordinator.gate.require(bearer(request))
+    parts = ("name", "mpc_program", "number_of_parties", "cs_config", "engine")
+    parts += ("csv_header_line", "input_specification", "deadline")
     try:
-        form = await request.form()
+        async with request.form() as form:
+            fields = {part: await _text_part(form, part) for part in parts}
+    except PtxError:
+        raise
     except Exception:  # noqa: BLE001 - any multipart parsing failure is the client's
         raise _bad("body", "expected multipart/form-data", 400) from None
-    name = await _text_part(form, "name")
-    program = await _text_part(form, "mpc_program")
+    name, program = fields["name"], fields["mpc_program"]
     if not name:
         raise _bad("name", "required")
     if not program:
         raise _bad("mpc_program", "required")
-    raw_parties = await _text_part(form, "number_of_parties")
+    raw_parties = fields["number_of_parties"]
     if raw_parties is None or not raw_parties.strip().isdigit():
         raise _bad("number_of_parties", "required: a positive integer")
-    config_text = await _text_part(form, "cs_config")
+    config_text = fields["cs_config"]
     try:
         config = json.loads(config_text) if config_text and config_text.strip() else {}
     except ValueError:
         raise _bad("cs_config", "not valid JSON") from None
     if not isinstance(config, dict):
         raise _bad("cs_config", "expected a JSON object")
-    engine = await _text_part(form, "engine")
+    engine = fields["engine"]
     if engine is None:
         engine = "carbynestack" if "carbynestack" in coordinator.engines else ""
         engine = engine or next(iter(sorted(coordinator.engines)), "")
@@ -155,15 +159,14 @@ async def create(request: Request) -> Response:
         "name": name,
         "program": _program(program).model_dump(),
         "input_specification": _input_spec(
-            await _text_part(form, "csv_header_line"),
-            await _text_part(form, "input_specification"),
+            fields["csv_header_line"], fields["input_specification"]
         ).model_dump(),
         "number_of_parties": int(raw_parties),
         "engine": engine,
         "compute_config": config,
         "approval": "on_confirm",
     }
-    if (deadline := await _text_part(form, "deadline")) is not None:
+    if (deadline := fields["deadline"]) is not None:
         body["deadline"] = deadline
     request_model = parse_model(CollaborationRequest, body)
     record, _ = await coordinator.create(request_model, bearer(request))

@@ -379,7 +379,7 @@ class CollaborationStore:
         """Number of collaborations by state."""
         query = select(collabs_t.c.state, func.count()).group_by(collabs_t.c.state)
         async with self.database.engine.connect() as conn:
-            return {state: n for state, n in (await conn.execute(query)).tuples()}
+            return {str(row[0]): int(row[1]) for row in (await conn.execute(query)).all()}
 
     # -- parties --------------------------------------------------------------------------
 
