@@ -127,8 +127,8 @@ def _input_spec(header: str | None, spec_json: str | None) -> InputSpec:
 async def create(request: Request) -> Response:
     coordinator = coordinator_of(request)
     coordinator.gate.require(bearer(request))
-    parts = ("name", "mpc_program", "number_of_parties", "cs_config", "engine")
-    parts += ("csv_header_line", "input_specification", "deadline")
+    parts = ["name", "mpc_program", "number_of_parties", "cs_config", "engine"]
+    parts += ["csv_header_line", "input_specification", "deadline"]
     try:
         async with request.form() as form:
             fields = {part: await _text_part(form, part) for part in parts}
