@@ -38,7 +38,10 @@ class RequestContextMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", raw_id)]
             await send(message)
 
-        # Each request runs in its own task, hence its own copy of the context: what is
-        # bound here never leaks into another request.
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        await self.app(scope, receive, send_with_id)
+        # Under a server each request is a task with its own context; an in-process caller
+        # (httpx.ASGITransport) shares the caller's, so the previous values come back after.
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)

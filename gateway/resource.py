@@ -104,28 +104,42 @@ class ResourceEndpoint:
         if runtime.shutting_down:
             raise ProtocolError.single("service", "shutting down", 503)
         job_id = job_id_for(context.chain_id, context.target_id)
-        structlog.contextvars.bind_contextvars(
+        tokens = structlog.contextvars.bind_contextvars(
             chain_id=context.chain_id, target_id=context.target_id, job_id=job_id
         )
+        try:
+            job = NewJob(
+                id=job_id,
+                resource=resource.name,
+                mode=resource.mode,
+                context=context,
+                payload=payload,
+                not_before=time.time() + runtime.settings.resume.delay,
+            )
+            await self._store_and_answer(runtime, job, started, scope, receive, send)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+
+    async def _store_and_answer(
+        self,
+        runtime: Runtime,
+        job: NewJob,
+        started: float,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        job_id = job.id
         runtime.acks.expect(job_id)
         try:
-            await runtime.intake.submit(
-                NewJob(
-                    id=job_id,
-                    resource=resource.name,
-                    mode=resource.mode,
-                    context=context,
-                    payload=payload,
-                    not_before=time.time() + runtime.settings.resume.delay,
-                )
-            )
+            await runtime.intake.submit(job)
         except Exception as exc:  # noqa: BLE001 - any store failure means no ACK
             runtime.acks.sent(job_id)
             log.error("job not stored", error=type(exc).__name__)
             raise ProtocolError.single("store", "unavailable; not acknowledged", 503) from None
         runtime.metrics.deliveries.inc()
-        if resource.mode == "sync":
-            response = await _sync_answer(runtime, resource, job_id)
+        if self.resource.mode == "sync":
+            response = await _sync_answer(runtime, self.resource, job_id)
             await response(scope, receive, send)
             return
         runtime.metrics.ack_latency.observe(time.perf_counter() - started)
