@@ -94,6 +94,7 @@ class CoordinationService:
         if unknown:
             raise ValueError(f"coordination.engines: unknown {', '.join(unknown)}")
         self.engines: dict[str, Engine] = {n: ENGINE_FACTORIES[n]() for n in settings.engines}
+        self._owned = dict(self.engines)  # closed at stop; engines given to use_engine are not
         # Notifications go only to endpoints registered in the store (never to a URL a
         # request names): the notifier reads the endpoint from the party's record.
         self.http = httpx.AsyncClient(
@@ -111,7 +112,11 @@ class CoordinationService:
         self.sweep = DeadlineSweep(self.coordinator, settings.sweep_interval)
 
     def use_engine(self, engine: Engine) -> None:
-        """Serve ``engine`` under its name (embedding and tests; call before start)."""
+        """Serve ``engine`` under its name (embedding and tests; call before start).
+
+        The caller keeps ownership: :meth:`stop` does not close it.
+        """
+        self._owned.pop(engine.name, None)
         self.engines[engine.name] = engine
         self.coordinator.engines[engine.name] = engine
 
@@ -130,7 +135,7 @@ class CoordinationService:
         """Stop the sweep, runs supervision and deliveries; close the client."""
         await self.sweep.stop()
         await self.coordinator.stop()
-        for engine in self.engines.values():
+        for engine in self._owned.values():
             close = getattr(engine, "close", None)
             if close is not None:
                 await close()

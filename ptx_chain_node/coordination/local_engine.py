@@ -121,6 +121,8 @@ class LocalTestEngine:
             return None
         if not run.task.done():
             return RunStatus(RunPhase.RUNNING)
+        if run.task.cancelled():
+            return RunStatus(RunPhase.FAILED, "run cancelled")
         exc = run.task.exception()
         if exc is not None:
             return RunStatus(RunPhase.FAILED, str(exc) or type(exc).__name__)
