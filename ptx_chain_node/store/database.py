@@ -55,7 +55,13 @@ class Database:
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (safe to run from every replica)."""
         async with self.engine.begin() as conn:
-            if not self.is_sqlite:
+            if self.is_sqlite:
+                # The sqlite3 driver opens a transaction only before DML, so DDL would
+                # commit statement by statement and a crash mid-migration would leave
+                # tables without their Alembic version (no later start could migrate).
+                # Open it ourselves: the migration lands whole or not at all.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
                 # Replicas starting together take turns; the lock ends with the transaction.
                 await conn.execute(text("SELECT pg_advisory_xact_lock(742017)"))
             await conn.run_sync(_upgrade)
