@@ -35,6 +35,8 @@ from ptx_chain_node.mpc.catalogue import BoundProgram
 from ptx_chain_node.mpc.job import PartyJob, write_result
 from ptx_chain_node.mpc.sharing import ShareVector
 
+#: The progress line a party prints once all parties are connected.
+CONNECTED = "connected to all parties"
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_JOB, EXIT_PEER, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 _WATCH_INTERVAL = 0.05
 
@@ -143,6 +145,7 @@ async def _session(
         await rt.start()
     except OSError as exc:
         raise PartyFailure(EXIT_PEER, f"cannot listen or connect: {exc}") from None
+    _report(job.index, CONNECTED)
     watchdog = asyncio.ensure_future(_watch_peers(rt))
     work = asyncio.ensure_future(_compute(rt, job, computations))
     try:

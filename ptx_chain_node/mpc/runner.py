@@ -37,6 +37,7 @@ from ptx_chain_node.mpc import catalogue
 from ptx_chain_node.mpc.catalogue import BoundProgram, ProgramRef, ProgramResult
 from ptx_chain_node.mpc.errors import RunFailed, RunTimeout
 from ptx_chain_node.mpc.job import Computation, PartyJob, read_result
+from ptx_chain_node.mpc.party import CONNECTED
 from ptx_chain_node.mpc.sharing import ShareVector, check_parties
 
 log = structlog.get_logger(__name__)
@@ -128,6 +129,9 @@ class LocalRun:
         self.exits: list[PartyExit] = []
         self._outputs: list[Path] = []
         self._deadline = 0.0
+        self._readers: list[asyncio.Future[PartyExit]] = []
+        self._connected = 0
+        self._all_connected = asyncio.Event()
 
     @property
     def pids(self) -> list[int]:
@@ -185,20 +189,33 @@ class LocalRun:
                     stderr=asyncio.subprocess.PIPE,
                 )
             )
+        self._readers = [asyncio.ensure_future(self._finish(i)) for i in range(self.m)]
         log.info("mpc.local_run.started", run_id=self.run_id, m=self.m, pids=self.pids)
 
     async def _finish(self, index: int) -> PartyExit:
         process = self.processes[index]
         assert process.stderr is not None
-        stderr = await process.stderr.read()
+        lines = []
+        connected = f"ptx-mpc party {index}: {CONNECTED}"
+        async for raw in process.stderr:
+            line = raw.decode(errors="replace").rstrip("\n")
+            lines.append(line)
+            if line == connected:
+                self._connected += 1
+                if self._connected == self.m:
+                    self._all_connected.set()
         returncode = await process.wait()
-        text = stderr.decode(errors="replace")
+        text = "\n".join(lines)
         return PartyExit(index, returncode, _last_reason(text, index), text)
+
+    async def connected(self) -> None:
+        """Return once every party has connected to all others (the MPC has begun)."""
+        await self._all_connected.wait()
 
     async def wait(self) -> list[list[ShareVector]]:
         """Wait for all parties: ``result[c][i]`` is node i's share vector of computation c."""
         started = time.monotonic()
-        pending = {asyncio.ensure_future(self._finish(i)) for i in range(len(self.processes))}
+        pending = set(self._readers)
         exits: list[PartyExit] = []
         failed = False
         try:
@@ -248,6 +265,7 @@ class LocalRun:
     async def close(self) -> None:
         """Stop the processes and remove the working directory if this run created it."""
         await self.close_processes()
+        await asyncio.gather(*self._readers, return_exceptions=True)
         if self._own_workdir:
             await asyncio.to_thread(shutil.rmtree, self.workdir, True)
 
