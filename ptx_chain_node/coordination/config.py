@@ -13,6 +13,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, Field
 
+from ptx_chain_node.carbynestack.coordination_engine import CarbyneStackCoordinationEngine
 from ptx_chain_node.coordination.deadlines import DeadlineSweep
 from ptx_chain_node.coordination.engine import Engine
 from ptx_chain_node.coordination.local_engine import LocalTestEngine
@@ -25,7 +26,11 @@ from ptx_chain_node.store.database import Database
 log = structlog.get_logger(__name__)
 
 #: Engines by name. The MPyC and Carbyne Stack engines register here when they land.
-ENGINE_FACTORIES: dict[str, Callable[[], Engine]] = {"local": LocalTestEngine}
+ENGINE_FACTORIES: dict[str, Callable[[], Engine]] = {
+    "local": LocalTestEngine,
+    # Carbyne Stack: the VCPs' bearer token comes from PTX_CARBYNESTACK_TOKEN.
+    "carbynestack": CarbyneStackCoordinationEngine.from_env,
+}
 
 
 class CoordinationSettings(BaseModel):
