@@ -31,8 +31,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
 
     settings = _settings(args)
-    app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    nodes = None
+    if settings.mpyc.enabled and not settings.mpyc.nodes and settings.mpyc.local_nodes:
+        from gateway.local_nodes import LocalNodes
+        from ptx_chain_node import logs
+
+        logs.configure(settings.log_level, json=settings.log_json)
+        nodes = LocalNodes.from_settings(settings.mpyc)
+        settings = settings.model_copy(update={"mpyc": nodes.settings(settings.mpyc)})
+        nodes.start()
+    try:
+        app = create_app(settings)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    finally:
+        if nodes is not None:
+            nodes.stop()
     return 0
 
 
@@ -82,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--out", type=Path, default=Path("schemas"))
     schemas.add_argument("--check", action="store_true", help="fail if the files drifted")
     schemas.set_defaults(handler=cmd_schemas)
+
+    from gateway.node_cli import add_commands
+
+    add_commands(commands)  # node, client upload, client result
     return parser
 
 

@@ -12,6 +12,8 @@ from ptx_chain_node.coordination.config import CoordinationService
 from ptx_chain_node.egress import AllowedHostsTransport
 from ptx_chain_node.intake import AckLedger, JobIntake
 from ptx_chain_node.metrics import Metrics
+from ptx_chain_node.mpc.engine import MpycEngine
+from ptx_chain_node.mpc.registry import CatalogueRegistry
 from ptx_chain_node.processor import Processor
 from ptx_chain_node.resume import PDCClient
 from ptx_chain_node.store import Database, JobStore
@@ -71,8 +73,14 @@ class Runtime:
             settings.coordination,
             self.database,
             operator_token=operator.get_secret_value() if operator else None,
+            programs=CatalogueRegistry(),
             transport=transport,
         )
+        # The MPyC engine over the configured compute nodes (serve fills in local ones).
+        self.nodes_http: httpx.AsyncClient | None = None
+        if settings.mpyc.enabled and settings.mpyc.nodes:
+            self.nodes_http = httpx.AsyncClient()
+            self.coordination.use_engine(MpycEngine.from_settings(settings.mpyc, self.nodes_http))
         self.shutting_down = False
 
     def processor_for(self, resource_name: str) -> Processor:
@@ -100,6 +108,8 @@ class Runtime:
         await self.intake.stop()
         await self.worker.stop()
         await self.coordination.stop()
+        if self.nodes_http is not None:
+            await self.nodes_http.aclose()
         await self.http.aclose()
         await self.database.dispose()
         log.info("gateway stopped")

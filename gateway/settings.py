@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ptx_chain_node.coordination.config import CoordinationSettings
+from ptx_chain_node.mpc.deployment import MpycSettings
 from ptx_chain_node.resume import ResumePolicy
 
 
@@ -97,6 +98,7 @@ class Settings(BaseSettings):
         None, description="bearer token creating/deleting collaborations; unset: open (dev)"
     )
     coordination: CoordinationSettings = Field(default_factory=CoordinationSettings)
+    mpyc: MpycSettings = Field(default_factory=MpycSettings)
     log_level: str = "info"
     log_json: bool = True
 

@@ -1,0 +1,176 @@
+"""The ``node`` and ``client`` commands of ``ptx-chain-node`` (added by gateway.cli).
+
+``ptx-chain-node node --index i --parties host:port,... --http-port P`` runs one compute
+node; the token secret shared with the coordinator comes from ``--token-secret-file``, the
+environment variable ``PTX_NODE_TOKEN_SECRET`` or ``--token-secret`` (visible in ``ps``).
+
+``ptx-chain-node client upload|result`` are an input and an output party's client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+NODE_SECRET_ENV = "PTX_NODE_TOKEN_SECRET"  # noqa: S105 - the variable's name
+
+
+def _secret(args: argparse.Namespace) -> str:
+    if args.token_secret_file is not None:
+        return str(args.token_secret_file.read_text().strip())
+    value = os.environ.get(NODE_SECRET_ENV) or args.token_secret
+    if not value:
+        print(
+            f"node: a token secret is required (--token-secret-file, ${NODE_SECRET_ENV})",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return str(value)
+
+
+async def _serve_node(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from gateway.node_app import create_node_app
+    from ptx_chain_node.mpc.node import ComputeNode, NodeConfig
+    from ptx_chain_node.mpc.node_tokens import NodeTokens
+
+    config = NodeConfig(
+        index=args.index,
+        parties=[p.strip() for p in args.parties.split(",") if p.strip()],
+        data_dir=args.data_dir.resolve(),
+        threshold=args.threshold,
+        ssl_dir=args.ssl_dir.resolve() if args.ssl_dir else None,
+        retain_shares=args.retain_shares,
+        run_timeout=args.run_timeout,
+    )
+    node = ComputeNode(config, NodeTokens(_secret(args)))
+    app = create_node_app(node)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=args.http_host,
+            port=args.http_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
+    )
+
+    async def watch_parent() -> None:
+        while not server.should_exit:
+            if os.getppid() != args.parent_pid:
+                server.should_exit = True  # the process that started us is gone
+            await asyncio.sleep(0.5)
+
+    watcher = asyncio.create_task(watch_parent()) if args.parent_pid else None
+    try:
+        await server.serve()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from ptx_chain_node import logs
+    from ptx_chain_node.errors import PtxError
+
+    logs.configure(args.log_level, json=True)
+    try:
+        asyncio.run(_serve_node(args))
+    except PtxError as exc:
+        details = "; ".join(f"{p.field}: {p.problem}" for p in exc.problems)
+        print(f"node: {exc.message} ({details})", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print(doc: Any) -> None:
+    print(json.dumps(doc, indent=1, default=str))
+
+
+def cmd_client_upload(args: argparse.Namespace) -> int:
+    from ptx_chain_node.errors import PtxError
+    from ptx_chain_node.mpc.upload import upload_file
+
+    try:
+        receipt = asyncio.run(
+            upload_file(
+                args.coordinator,
+                args.collaboration,
+                args.party,
+                args.token,
+                args.file,
+                approve=args.approve,
+                timeout=args.timeout,
+            )
+        )
+    except PtxError as exc:
+        _print(exc.as_body())
+        return 1
+    _print(receipt)
+    return 0
+
+
+def cmd_client_result(args: argparse.Namespace) -> int:
+    from ptx_chain_node.errors import PtxError
+    from ptx_chain_node.mpc.upload import fetch_result
+
+    try:
+        result = asyncio.run(
+            fetch_result(
+                args.coordinator, args.collaboration, args.party, args.token, timeout=args.timeout
+            )
+        )
+    except PtxError as exc:
+        _print(exc.as_body())
+        return 1
+    _print(result)
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    """Add ``node`` and ``client`` to the ``ptx-chain-node`` sub-commands."""
+    node = commands.add_parser("node", help="run one MPyC compute node")
+    node.add_argument("--index", type=int, required=True, help="this node's party index")
+    node.add_argument("--parties", required=True, help="MPyC host:port of all m parties")
+    node.add_argument("--http-port", type=int, required=True)
+    node.add_argument("--http-host", default="127.0.0.1")
+    node.add_argument("--data-dir", type=Path, default=Path("var/node"))
+    node.add_argument("--threshold", type=int, default=None, help="t (default (m-1)//2)")
+    node.add_argument(
+        "--ssl-dir", type=Path, help="TLS between parties: DIR/.config/party_<i>.{crt,key}"
+    )
+    node.add_argument("--token-secret", help=f"shared with the coordinator (or ${NODE_SECRET_ENV})")
+    node.add_argument("--token-secret-file", type=Path)
+    node.add_argument("--retain-shares", action="store_true", help="keep inputs after a run")
+    node.add_argument("--run-timeout", type=float, default=120.0)
+    node.add_argument("--parent-pid", type=int, default=0, help="exit when this process ends")
+    node.add_argument("--log-level", default="info")
+    node.set_defaults(handler=cmd_node)
+
+    client = commands.add_parser("client", help="an input or output party's client")
+    actions = client.add_subparsers(dest="action", required=True)
+    for name, helptext in (
+        ("upload", "validate, pre-aggregate, secret-share and upload a CSV or JSON file"),
+        ("result", "fetch result shares from the nodes and reconstruct the result"),
+    ):
+        action = actions.add_parser(name, help=helptext)
+        action.add_argument("--coordinator", required=True, help="coordinator base URL")
+        action.add_argument("--collaboration", required=True)
+        action.add_argument("--party", required=True)
+        action.add_argument("--token", required=True, help="the party's coordinator token")
+        action.add_argument("--timeout", type=float, default=60.0)
+        if name == "upload":
+            action.add_argument("file", type=Path)
+            action.add_argument(
+                "--approve", action="store_true", help="approve the program hash on upload"
+            )
+            action.set_defaults(handler=cmd_client_upload)
+        else:
+            action.set_defaults(handler=cmd_client_result)
