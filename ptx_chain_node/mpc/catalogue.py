@@ -200,6 +200,10 @@ class BoundProgram:
             raise PtxError(
                 "result shares belong to another program", 400, [Problem("shares", "hash")]
             )
+        if any(v.public != vectors[0].public for v in vectors):
+            raise PtxError(
+                "result shares disagree on public facts", 502, [Problem("shares", "public")]
+            )
         fields = sharing.reveal(vectors, verify=verify)
         values = self.program.stype.signed(fields)
         *outputs, ok = values

@@ -97,17 +97,24 @@ def mpyc_argv(job: PartyJob) -> list[str]:
     return argv
 
 
+def _lost_peer(rt: Any) -> PartyFailure | None:
+    """A failure naming the first party whose connection is gone, if any."""
+    for peer in rt.parties:
+        if peer.pid == rt.pid:
+            continue
+        protocol = peer.protocol
+        if protocol is None or protocol.transport is None or protocol.transport.is_closing():
+            reason = f"lost the connection to party {peer.pid} ({peer.host}:{peer.port})"
+            return PartyFailure(EXIT_PEER, reason)
+    return None
+
+
 async def _watch_peers(rt: Any) -> None:
     """Raise as soon as a connection to another party is lost."""
     while True:
-        for peer in rt.parties:
-            if peer.pid == rt.pid:
-                continue
-            protocol = peer.protocol
-            if protocol is None or protocol.transport is None or protocol.transport.is_closing():
-                raise PartyFailure(
-                    EXIT_PEER, f"lost the connection to party {peer.pid} ({peer.host}:{peer.port})"
-                )
+        failure = _lost_peer(rt)
+        if failure is not None:
+            raise failure
         await asyncio.sleep(_WATCH_INTERVAL)
 
 
@@ -152,6 +159,8 @@ async def _session(
         await asyncio.wait({watchdog, work}, return_when=asyncio.FIRST_COMPLETED)
         if not work.done():
             watchdog.result()  # raises the peer failure
+        if work.exception() is not None and (lost := _lost_peer(rt)) is not None:
+            raise lost  # e.g. a send on a connection that just went away
         results = work.result()
     finally:
         watchdog.cancel()
@@ -187,7 +196,15 @@ def run(job: PartyJob) -> None:
     sys.argv = mpyc_argv(job)
     from mpyc.runtime import mpc  # reads sys.argv once, at first import
 
-    mpc.run(_run(mpc, job, computations))
+    try:
+        mpc.run(_run(mpc, job, computations))
+    except RuntimeError:
+        # MPyC stops the event loop when one of its coroutines fails, e.g. on a send to a
+        # party whose connection just went away; report that rather than the symptom.
+        lost = _lost_peer(mpc)
+        if lost is not None:
+            raise lost from None
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

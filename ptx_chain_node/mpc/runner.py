@@ -119,6 +119,8 @@ class LocalRun:
                 if [v.party for v in vectors] != list(range(self.m)):
                     raise RunFailed("each input needs one share vector per node, in order", 400)
         self.timeout = timeout
+        #: Each party's own limit: it starts later and should report before it is stopped.
+        self.party_timeout = max(timeout - 2.0, timeout * 0.5)
         self.grace = grace
         self.python = python
         self.run_id = uuid.uuid4().hex
@@ -160,7 +162,7 @@ class LocalRun:
                 parties=parties,
                 computations=computations,
                 output=output,
-                timeout=self.timeout * 0.95,
+                timeout=self.party_timeout,
                 threshold=self.t,
             )
             job.dump(home / "job.json")

@@ -32,7 +32,7 @@ from ptx_chain_node.mpc import catalogue
 from ptx_chain_node.mpc.catalogue import BoundProgram, ProgramRef, bind, resolve
 from ptx_chain_node.mpc.errors import GroupTooSmall, ProgramMismatch, RunFailed
 from ptx_chain_node.mpc.job import Computation, PartyJob
-from ptx_chain_node.mpc.party import EXIT_TIMEOUT
+from ptx_chain_node.mpc.party import EXIT_PEER, EXIT_TIMEOUT
 from ptx_chain_node.mpc.runner import LocalComputation, LocalRun, reconstruct, run_local
 from ptx_chain_node.mpc.sharing import ShareVector, reveal
 
@@ -356,6 +356,17 @@ async def test_a_killed_party_fails_the_run_quickly_with_the_reason() -> None:
     assert "party 1 was killed by signal SIGKILL" in message
     assert "lost the connection to party 1" in message  # the others noticed by themselves
     assert failure.value.status == 502
+    others = [e for e in local.exits if e.index != 1]
+    assert {e.returncode for e in others} == {EXIT_PEER}, [e.log for e in others]
+
+
+async def test_a_run_over_its_time_limit_fails_with_the_reason() -> None:
+    comps, _ = _slow_computations(3)
+    started = time.monotonic()
+    with pytest.raises(RunFailed) as failure:
+        await run_local(comps, timeout=4.0)
+    assert time.monotonic() - started < 4.0 + 1.0
+    assert "no result within 2 s" in failure.value.message
 
 
 def test_a_party_whose_peers_never_come_exits_at_its_time_limit(tmp_path: Path) -> None:
