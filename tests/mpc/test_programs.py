@@ -248,15 +248,26 @@ def test_group_size_guard_withholds_results_and_their_shares_hide_them() -> None
         bind("median", V, {"min_group_size": n}),
         bind("psi_cardinality", V, {"min_group_size": smallest_set}),
     ]
-    shares = run(computations(data, withheld + released, 3))
+    total = bind("sum", V, {"min_group_size": n})
+    total_inputs = [total.share(data.columns(j), 3) for j in range(2)]
+    twice = [LocalComputation(total.ref(), total_inputs)] * 2
+    shares = run(computations(data, withheld + released, 3) + twice)
     for b, vectors in zip(withheld, shares, strict=False):
         with pytest.raises(GroupTooSmall) as info:
             reconstruct(b, vectors)
         assert info.value.status == 422
         assert set(b.program.stype.signed(reveal(vectors))) == {0}  # nothing but zeros
-    tail = shares[len(withheld) :]
+    tail = shares[len(withheld) : -2]
     got = [reconstruct(b, v).values[0] for b, v in zip(released, tail, strict=True)]
     assert got == [5, pytest.approx(4.6, rel=2**-48), 4.0, 2]
+    # result shares are re-randomised: the same sum of the same input shares twice gives
+    # the same result from unrelated shares, and not the (deterministic) sum of input shares
+    first, second = shares[-2:]
+    assert reconstruct(total, first).values == reconstruct(total, second).values == [23]
+    for node in range(3):
+        assert first[node].values != second[node].values
+        local_sum = sum(v[node].values[1] for v in total_inputs) % total.program.stype.modulus
+        assert first[node].values[0] != local_sum
 
 
 def test_a_tampered_hash_is_refused_by_the_catalogue_and_by_every_party() -> None:
