@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise SystemExit(2) from None
 
 
+def _exit_on_signal(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -39,6 +44,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logs.configure(settings.log_level, json=settings.log_json)
         nodes = LocalNodes.from_settings(settings.mpyc)
         settings = settings.model_copy(update={"mpyc": nodes.settings(settings.mpyc)})
+        # uvicorn re-raises the SIGTERM it handled; end through ``finally`` to stop the nodes.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         nodes.start()
     try:
         app = create_app(settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -108,11 +109,27 @@ class LocalNodes:
     def start(self) -> None:
         """Start the node processes (they become ready within a second or two)."""
         log.warning("mpyc.local_nodes", nodes=self.count, detail=LOCAL_MODE_WARNING)
+        self.processes = [self._spawn(index) for index in range(self.count)]
+
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         env = {**os.environ, "PTX_NODE_TOKEN_SECRET": self.token_secret}
-        for index in range(self.count):
-            self.processes.append(
-                subprocess.Popen(self.argv(index), env=env, stdin=subprocess.DEVNULL)
-            )
+        # Its own process group: stopping a node also stops the MPyC party it runs.
+        return subprocess.Popen(
+            self.argv(index), env=env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+
+    def kill_node(self, index: int) -> None:
+        """Kill node ``index`` and its party process at once (SIGKILL to its group)."""
+        process = self.processes[index]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def restart_node(self, index: int) -> None:
+        """Start node ``index`` again on the same ports and data directory."""
+        if self.processes[index].poll() is None:
+            self.kill_node(index)
+        self.processes[index] = self._spawn(index)
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         """Wait until every node answers ``/health`` (RuntimeError at the time limit)."""
@@ -134,12 +151,14 @@ class LocalNodes:
         """Terminate the nodes (kill those that do not exit within ``timeout``)."""
         for process in self.processes:
             if process.poll() is None:
-                process.terminate()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for process in self.processes:
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self.processes.clear()
