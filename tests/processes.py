@@ -119,7 +119,7 @@ class GatewayProcess:
             )
         self.starts += 1
 
-    async def wait_ready(self, timeout: float = 20.0) -> None:
+    async def wait_ready(self, timeout: float = 30.0) -> None:
         """Poll ``/readyz`` until 200; fail if the process exits or ``timeout`` passes."""
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=1.0) as client:
@@ -136,7 +136,7 @@ class GatewayProcess:
                     raise TimeoutError(f"gateway not ready in {timeout} s:\n{self.tail()}")
                 await asyncio.sleep(0.02)
 
-    async def start_ready(self, timeout: float = 20.0) -> None:
+    async def start_ready(self, timeout: float = 30.0) -> None:
         self.start()
         await self.wait_ready(timeout)
 

@@ -265,14 +265,20 @@ async def test_sigkill_twenty_times_loses_no_acknowledged_step(
 ) -> None:
     rng = random.Random()
     live: LivePDC = await live_pdc(resume_delay=0.1)
+    # Leases far longer than the test: only their release at start-up can free the jobs
+    # a killed process held (SQLite: one process owns the file).
     gateway = gateways.make(
-        "kill", store_url=f"sqlite:///{tmp_path / 'store.db'}", pdc_url=live.url
+        "kill",
+        store_url=f"sqlite:///{tmp_path / 'store.db'}",
+        pdc_url=live.url,
+        worker={"lease_seconds": 600},
     )
     await gateway.start_ready()  # the store exists before the storm
     steps = make_steps(CHAINS_UNDER_KILLS, rng)
     acks: dict[tuple[str, str], list[str]] = defaultdict(list)
     refused: Counter[str] = Counter()
     kill_times: list[float] = []
+    graceful: list[float] = []
 
     async def deliver(client: httpx.AsyncClient, index: int, step: Step) -> None:
         await asyncio.sleep(index * SPACING)
@@ -280,7 +286,7 @@ async def test_sigkill_twenty_times_loses_no_acknowledged_step(
             response = await post_step(client, gateway.url, step)
             if response is None or response.status_code == 503:
                 refused["down" if response is None else "503"] += 1
-                await asyncio.sleep(0.1)  # the PDC calls again
+                await asyncio.sleep(0.2)  # the PDC calls again
                 continue
             assert response.status_code == 200, response.text
             assert response.json()["status"] == "ACK"
@@ -297,17 +303,24 @@ async def test_sigkill_twenty_times_loses_no_acknowledged_step(
                 await asyncio.sleep(rng.uniform(0.0, 0.5))
             kill_times.append(time.monotonic())
             await gateway.kill()
+            if number % 5 == 4:
+                # Now and then a graceful restart (SIGTERM): it may not cause a duplicate.
+                gateway.start()
+                await gateway.wait_ready()
+                await asyncio.sleep(rng.uniform(0.0, 0.5))
+                assert await gateway.stop() in (0, -signal.SIGTERM)
+                graceful.append(time.monotonic())
         gateway.start()
 
     async with httpx.AsyncClient(timeout=5.0) as client:
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(150):
             await asyncio.gather(
                 storm(), *(deliver(client, i, step) for i, step in enumerate(steps))
             )
         # The last process runs undisturbed until every acknowledged step is resumed.
         await gateway.wait_ready()
         wanted = {step.key for step in steps}
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(60):
             while not wanted <= set(resumes_by_step(live.pdc)):
                 await asyncio.sleep(0.05)
             while any(job["state"] != "resumed" for job in await all_jobs(client, gateway.url)):
@@ -345,14 +358,15 @@ async def test_sigkill_twenty_times_loses_no_acknowledged_step(
         # No resume leaves without a durable "resuming" (an attempt) before it.
         assert len(records) <= job["attempts"], (key, len(records), job)
 
-    # A duplicate comes only from a resume in flight when a process died: between two
-    # resumes of one step there is a kill (the PDC logs a resume when it handles it,
-    # possibly a little after the dying process sent it, hence the slack).
+    # A duplicate comes only from a resume in flight when a process was SIGKILLed: between
+    # two resumes of one step there is a kill (the PDC logs a resume when it handles it,
+    # possibly a little after the dying process sent it, hence the slack). A graceful
+    # restart comes at least 0.6 s after the kill before it, so it is not covered.
     duplicates = 0
     for key, records in by_step.items():
         for first, second in itertools.pairwise(records):
             duplicates += 1
-            assert any(first.at - 1.0 <= t <= second.at for t in kill_times), (
+            assert any(first.at - 0.5 <= t <= second.at for t in kill_times), (
                 key,
                 first.at,
                 second.at,
@@ -360,7 +374,8 @@ async def test_sigkill_twenty_times_loses_no_acknowledged_step(
             )
     total_attempts = sum(job["attempts"] for job in jobs.values())
     print(
-        f"\n{len(steps)} steps, {KILLS} kills, {sum(refused.values())} deliveries refused "
+        f"\n{len(steps)} steps, {KILLS} kills, {len(graceful)} graceful restarts, "
+        f"{sum(refused.values())} deliveries refused "
         f"{dict(refused)}, {duplicates} duplicate resumes, {len(broken)} cut off, "
         f"{total_attempts} resume attempts"
     )
@@ -419,7 +434,7 @@ async def test_pdc_down_then_back_resumes_exactly_once(
             gateway.url,
             job_id,
             lambda j: j["attempts"] >= 2 and j["lastError"] is not None,
-            timeout=10,
+            timeout=20,
         )
         assert during["state"] == "resuming"
         assert "ConnectError" in during["lastError"]
@@ -427,9 +442,9 @@ async def test_pdc_down_then_back_resumes_exactly_once(
         assert live.pdc.resumes_for(chain_id) == []
         await live.server.start()  # same port
         done = await wait_job(
-            client, gateway.url, job_id, lambda j: j["state"] != "resuming", timeout=10
+            client, gateway.url, job_id, lambda j: j["state"] != "resuming", timeout=20
         )
-        output = await live.pdc.wait_for_output(chain_id, timeout=5)
+        output = await live.pdc.wait_for_output(chain_id, timeout=10)
         await asyncio.sleep(0.5)  # nothing more may arrive
     assert done["state"] == "resumed"
     assert done["attempts"] > during["attempts"] >= 2
@@ -462,13 +477,13 @@ async def test_pdc_answering_500_until_the_deadline_fails_the_job(
             gateway.url,
             job_id,
             lambda j: j["state"] not in ("result_ready", "resuming"),
-            timeout=10,
+            timeout=15,
         )
     elapsed = time.monotonic() - started
     assert job["state"] == "failed"
     assert "deadline" in job["lastError"] and "500" in job["lastError"], job["lastError"]
     assert job["attempts"] >= 2
-    assert 1.5 <= elapsed < 6
+    assert 1.5 <= elapsed < 10
     records = live.pdc.resumes_for(chain_id)
     assert len(records) == job["attempts"]
     assert {(r.outcome, r.status) for r in records} == {(ResumeOutcome.ERROR, 500)}
@@ -494,7 +509,7 @@ async def test_500_concurrent_deliveries_with_duplicates(
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
         started = time.monotonic()
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(120):
             answers = await asyncio.gather(
                 *(post_step(client, gateway.url, step) for step in deliveries)
             )
@@ -507,7 +522,7 @@ async def test_500_concurrent_deliveries_with_duplicates(
         assert len(ids) == DISTINCT
         assert all(found == {step.job_id} for step in steps for found in [ids[step.key]])
 
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(120):
             while True:
                 jobs = await all_jobs(client, gateway.url)
                 if len(jobs) == DISTINCT and all(j["state"] == "resumed" for j in jobs):
@@ -560,7 +575,7 @@ async def test_two_gateways_on_one_postgres_process_each_step_once(
         )
         for i in range(REPLICA_CHAINS)
     ]
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(60):
         chain_ids = await asyncio.gather(*(live.pdc.start_chain(spec) for spec in specs))
     # Every fourth chain step reaches the other replica as well (a repeated delivery).
     async with httpx.AsyncClient(timeout=10.0) as client:
@@ -571,9 +586,9 @@ async def test_two_gateways_on_one_postgres_process_each_step_once(
                 other.url + "/resource", content=call.raw_body, headers=call.headers
             )
             assert again.json() == call.response  # same ACK, same job id
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(60):
             for chain_id in chain_ids:
-                await live.pdc.wait_for_output(chain_id, timeout=30)
+                await live.pdc.wait_for_output(chain_id, timeout=60)
         await asyncio.sleep(0.5)  # a late duplicate would show up here
         jobs = await all_jobs(client, a.url)
     for gateway in (a, b):
@@ -610,3 +625,61 @@ async def test_two_gateways_on_one_postgres_process_each_step_once(
         f"\nprocessed: a={len(processed[a])} b={len(processed[b])}; "
         f"resumed: a={len(resumed[a])} b={len(resumed[b])}"
     )
+
+
+LEASE = 1.5
+
+
+@pytest.mark.postgres
+async def test_replica_killed_mid_resume_its_leases_lapse_and_the_other_takes_over(
+    postgres_url: str, gateways: Gateways, live_pdc: Callable[..., Any]
+) -> None:
+    """PostgreSQL: a dead replica's jobs wait for their lease, then the survivor resumes them.
+
+    The PDC answers resumes after 3 s, so at the kill every job is ``resuming``. The jobs
+    of the killed replica are re-sent by the survivor (the documented duplicate window),
+    but not before their lease ran out; the survivor's own jobs are resumed once.
+    """
+    await _fresh_schema(postgres_url)
+    live: LivePDC = await live_pdc(resume_delay=3.0)
+    settings: dict[str, Any] = {
+        "store_url": postgres_url,
+        "pdc_url": live.url,
+        "worker": {"lease_seconds": LEASE},
+    }
+    a = gateways.make("a", **settings)
+    b = gateways.make("b", **settings)
+    await a.start_ready()
+    await b.start_ready()
+    steps = make_steps(8, random.Random())
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        for i, step in enumerate(steps):
+            response = await post_step(client, (a if i % 2 == 0 else b).url, step)
+            assert response is not None and response.status_code == 200
+        async with asyncio.timeout(20):
+            while len(live.pdc.resumes) < len(steps):  # every resume is in flight
+                await asyncio.sleep(0.02)
+        killed_at = time.monotonic()
+        await a.kill()
+        async with asyncio.timeout(40):
+            while any(j["state"] != "resumed" for j in await all_jobs(client, b.url)):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        jobs = {j["id"]: j for j in await all_jobs(client, b.url)}
+
+    by_step = resumes_by_step(live.pdc)
+    assert set(by_step) == {step.key for step in steps}
+    taken_over = [key for key, records in by_step.items() if len(records) > 1]
+    assert taken_over, "the killed replica held no job"
+    assert len(taken_over) < len(steps), "the survivor held no job"
+    resumed_by_b = [line["job_id"] for line in b.lines() if line.get("event") == "resumed"]
+    assert sorted(resumed_by_b) == sorted(jobs)  # the survivor finished every job
+    for key, records in by_step.items():
+        job = jobs[job_id_for(*key)]  # type: ignore[arg-type]
+        assert job["state"] == "resumed"
+        assert len(records) == job["attempts"] <= 2
+        if len(records) == 2:
+            # Renewed every lease/3, so the lease ran at least 2/3 of it past the kill.
+            assert records[1].at - killed_at >= LEASE * 2 / 3 - 0.1, (records, killed_at)
+            assert records[1].data == records[0].data
+    print(f"\n{len(taken_over)} of {len(steps)} jobs taken over after the lease")
