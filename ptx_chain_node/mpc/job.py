@@ -47,8 +47,10 @@ class PartyJob:
     """Everything one party needs for one run.
 
     ``parties`` are ``host:port`` addresses in party order (party ``i`` listens on its port
-    for parties ``< i``). ``ssl`` turns on MPyC's TLS, which reads ``.config/party_<i>.crt``,
-    ``.config/party_<i>.key`` and ``.config/mpyc_ca.crt`` below ``ssl_dir``.
+    for parties ``< i``). The party gives up after ``timeout`` seconds or at ``deadline``
+    (Unix time), whichever comes first. ``ssl`` turns on MPyC's TLS, which reads
+    ``.config/party_<i>.crt``, ``.config/party_<i>.key`` and ``.config/mpyc_ca.crt`` below
+    ``ssl_dir``.
     """
 
     run_id: str
@@ -60,6 +62,7 @@ class PartyJob:
     threshold: int | None = None
     ssl: bool = False
     ssl_dir: Path | None = None
+    deadline: float | None = None
 
     @property
     def m(self) -> int:
@@ -100,6 +103,7 @@ class PartyJob:
             "threshold": self.threshold,
             "ssl": self.ssl,
             "ssl_dir": None if self.ssl_dir is None else str(self.ssl_dir),
+            "deadline": self.deadline,
         }
 
     @classmethod
@@ -119,6 +123,7 @@ class PartyJob:
                 threshold=None if threshold is None else int(threshold),
                 ssl=bool(doc.get("ssl", False)),
                 ssl_dir=None if ssl_dir is None else Path(ssl_dir),
+                deadline=None if doc.get("deadline") is None else float(doc["deadline"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PtxError("malformed party job", 400, [Problem("job", str(exc))]) from None

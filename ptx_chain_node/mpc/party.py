@@ -169,9 +169,11 @@ async def _session(
     return results
 
 
-async def _run(rt: Any, job: PartyJob, computations: Sequence[PreparedComputation]) -> None:
+async def _run(
+    rt: Any, job: PartyJob, computations: Sequence[PreparedComputation], timeout: float
+) -> None:
     try:
-        results = await asyncio.wait_for(_session(rt, job, computations), job.timeout)
+        results = await asyncio.wait_for(_session(rt, job, computations), timeout)
     except TimeoutError:
         missing = [
             f"{p.pid} ({p.host}:{p.port})"
@@ -179,7 +181,9 @@ async def _run(rt: Any, job: PartyJob, computations: Sequence[PreparedComputatio
             if p.pid != rt.pid and p.protocol is None
         ]
         detail = f"; not connected: parties {', '.join(missing)}" if missing else ""
-        raise PartyFailure(EXIT_TIMEOUT, f"no result within {job.timeout:g} s{detail}") from None
+        raise PartyFailure(
+            EXIT_TIMEOUT, f"no result within the time limit ({timeout:.1f} s){detail}"
+        ) from None
     write_result(job.output, job.run_id, job.index, results)
 
 
@@ -191,13 +195,16 @@ def run(job: PartyJob) -> None:
         problems = "; ".join(f"{p.field}: {p.problem}" for p in exc.problems)
         raise PartyFailure(EXIT_BAD_JOB, f"{exc.message} ({problems})") from None
     job = replace(job, output=job.output.resolve())
+    timeout = job.timeout if job.deadline is None else min(job.timeout, job.deadline - time.time())
+    if timeout <= 0:
+        raise PartyFailure(EXIT_TIMEOUT, "the run's deadline passed before this party started")
     if job.ssl and job.ssl_dir is not None:
         os.chdir(job.ssl_dir)  # MPyC reads .config/ relative to the working directory
     sys.argv = mpyc_argv(job)
     from mpyc.runtime import mpc  # reads sys.argv once, at first import
 
     try:
-        mpc.run(_run(mpc, job, computations))
+        mpc.run(_run(mpc, job, computations, timeout))
     except RuntimeError:
         # MPyC stops the event loop when one of its coroutines fails, e.g. on a send to a
         # party whose connection just went away; report that rather than the symptom.
@@ -232,4 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if status != EXIT_OK:
+        # Leave at once: MPyC may still hold half-open connections and pending tasks, and
+        # a failed party should not linger past its time limit while they unwind.
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)

@@ -119,8 +119,8 @@ class LocalRun:
                 if [v.party for v in vectors] != list(range(self.m)):
                     raise RunFailed("each input needs one share vector per node, in order", 400)
         self.timeout = timeout
-        #: Each party's own limit: it starts later and should report before it is stopped.
-        self.party_timeout = max(timeout - 2.0, timeout * 0.5)
+        #: Parties stop themselves this long before the run's deadline, to report why.
+        self.report_margin = min(2.0, timeout / 4)
         self.grace = grace
         self.python = python
         self.run_id = uuid.uuid4().hex
@@ -131,6 +131,7 @@ class LocalRun:
         self.exits: list[PartyExit] = []
         self._outputs: list[Path] = []
         self._deadline = 0.0
+        self._wall_deadline = 0.0
         self._readers: list[asyncio.Future[PartyExit]] = []
         self._connected = 0
         self._all_connected = asyncio.Event()
@@ -162,7 +163,8 @@ class LocalRun:
                 parties=parties,
                 computations=computations,
                 output=output,
-                timeout=self.party_timeout,
+                timeout=self.timeout,
+                deadline=self._wall_deadline,
                 threshold=self.t,
             )
             job.dump(home / "job.json")
@@ -177,6 +179,7 @@ class LocalRun:
             log.warning("mpc.embedded_mode", detail=EMBEDDED_WARNING)
             _warned = True
         self._deadline = time.monotonic() + self.timeout
+        self._wall_deadline = time.time() + self.timeout - self.report_margin
         jobs = await asyncio.to_thread(self._write_jobs)
         for job in jobs:
             self.processes.append(
@@ -218,7 +221,7 @@ class LocalRun:
         """Wait for all parties: ``result[c][i]`` is node i's share vector of computation c."""
         started = time.monotonic()
         pending = set(self._readers)
-        exits: list[PartyExit] = []
+        finished: list[PartyExit] = []
         failed = False
         try:
             while pending:
@@ -231,25 +234,24 @@ class LocalRun:
                     pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
                 )
                 for task in done:
-                    exits.append(task.result())
-                    failed = failed or exits[-1].returncode != 0
+                    finished.append(task.result())
+                    failed = failed or finished[-1].returncode != 0
                 if not done:
                     break
         finally:
-            for task in pending:
-                task.cancel()
             await self.close_processes()
-        exits.sort(key=lambda e: (e.returncode == 0, e.returncode >= 0, e.index))
-        self.exits = sorted(exits, key=lambda e: e.index)
-        problems = [e.describe() for e in exits if e.returncode != 0]
+        stopped = [await task for task in pending]  # their stderr ends once they are killed
+        self.exits = sorted(finished + stopped, key=lambda e: e.index)
         if failed:
+            finished.sort(key=lambda e: (e.returncode >= 0, e.index))  # killed ones first
+            problems = [e.describe() for e in finished if e.returncode != 0]
             raise RunFailed("MPC run failed: " + "; ".join(problems))
-        if len(exits) < len(self.processes):
-            finished = {e.index for e in exits}
-            late = [str(i) for i in range(len(self.processes)) if i not in finished]
-            raise RunTimeout(
-                f"MPC run exceeded {self.timeout:g} s; parties {', '.join(late)} did not finish"
+        if stopped:
+            late = "; ".join(
+                f"party {e.index} did not finish (last: {e.reason or 'no output'})"
+                for e in sorted(stopped, key=lambda e: e.index)
             )
+            raise RunTimeout(f"MPC run exceeded {self.timeout:g} s: {late}")
         per_party = await asyncio.to_thread(lambda: [read_result(p) for p in self._outputs])
         log.info("mpc.local_run.done", run_id=self.run_id, seconds=time.monotonic() - started)
         return [[per_party[i][c] for i in range(self.m)] for c in range(len(self.computations))]
