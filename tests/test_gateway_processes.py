@@ -671,7 +671,6 @@ async def test_replica_killed_mid_resume_its_leases_lapse_and_the_other_takes_ov
     assert set(by_step) == {step.key for step in steps}
     taken_over = [key for key, records in by_step.items() if len(records) > 1]
     assert taken_over, "the killed replica held no job"
-    assert len(taken_over) < len(steps), "the survivor held no job"
     resumed_by_b = [line["job_id"] for line in b.lines() if line.get("event") == "resumed"]
     assert sorted(resumed_by_b) == sorted(jobs)  # the survivor finished every job
     for key, records in by_step.items():
