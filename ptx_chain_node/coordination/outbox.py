@@ -22,6 +22,7 @@ from ptx_chain_node.coordination.records import (
 from ptx_chain_node.coordination.schema import collaboration_parties as parties_t
 from ptx_chain_node.coordination.schema import notification_attempts as attempts_t
 from ptx_chain_node.coordination.schema import notifications as notifications_t
+from ptx_chain_node.coordination.store import writing
 from ptx_chain_node.store.database import Database
 
 
@@ -71,7 +72,7 @@ class NotificationStore:
             .values(lease_owner=owner, lease_until=now + lease_seconds)
             .returning(*notifications_t.c)
         )
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             rows = (await conn.execute(statement)).mappings().all()
         return [_notification(row) for row in rows]
 
@@ -97,7 +98,7 @@ class NotificationStore:
         lease_seconds: float,
     ) -> int:
         """Store one attempt (and renew the lease); returns the attempt's number."""
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             result = await conn.execute(
                 update(notifications_t)
                 .where(notifications_t.c.id == notification_id)
@@ -127,7 +128,7 @@ class NotificationStore:
         values: dict[str, object] = {"state": state.value, "lease_owner": None, "lease_until": None}
         if state is NotificationState.DELIVERED:
             values["delivered_at"] = time.time()
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             result = await conn.execute(
                 update(notifications_t)
                 .where(
@@ -140,7 +141,7 @@ class NotificationStore:
 
     async def release(self, notification_id: str, owner: str) -> bool:
         """Give a leased notification back (shutting down): another sender continues it."""
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             result = await conn.execute(
                 update(notifications_t)
                 .where(
@@ -153,7 +154,7 @@ class NotificationStore:
 
     async def release_all(self) -> int:
         """Drop every lease (SQLite start-up: the old process is gone)."""
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             result = await conn.execute(
                 update(notifications_t)
                 .where(notifications_t.c.lease_owner.is_not(None))

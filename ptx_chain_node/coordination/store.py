@@ -9,8 +9,11 @@ cannot slip between the check and the write. The start of a run is a conditional
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -51,6 +54,23 @@ class AddOutcome(StrEnum):
     EXISTS = "exists"
     CLOSED = "closed"  # the collaboration is not in the required states
     FULL = "full"  # as many input parties as the collaboration takes
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Database, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def writing(database: Database) -> contextlib.AbstractAsyncContextManager[Any]:
+    """Serialise this process's write transactions on SQLite (one writer per file anyway).
+
+    Waiting on an asyncio lock is far cheaper than SQLite's busy handler, which sleeps
+    for up to tens of milliseconds per retry. PostgreSQL needs no such lock.
+    """
+    if not database.is_sqlite:
+        return contextlib.nullcontext()
+    lock = _SQLITE_WRITERS.get(database)
+    if lock is None:
+        lock = _SQLITE_WRITERS[database] = asyncio.Lock()
+    return lock
 
 
 def _loads(value: str | None) -> Any:
@@ -126,7 +146,7 @@ class CollaborationStore:
     async def create(self, definition: Collaboration, outputs: Sequence[PartyRecord]) -> None:
         """Insert a new collaboration (state ``open``) with its initial output parties."""
         now = time.time()
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             await conn.execute(
                 insert(collabs_t).values(
                     id=definition.id,
@@ -167,7 +187,7 @@ class CollaborationStore:
         statement = delete(collabs_t).where(
             collabs_t.c.id == collaboration_id, collabs_t.c.state != CollabState.RUNNING.value
         )
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             result = await conn.execute(statement)
         return bool(result.rowcount)
 
@@ -193,7 +213,7 @@ class CollaborationStore:
         **values: Any,
     ) -> bool:
         """Compare-and-set the state: only when it is one of ``source``."""
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             result = await conn.execute(
                 update(collabs_t)
                 .where(
@@ -224,7 +244,7 @@ class CollaborationStore:
         self, collaboration_id: str, old_run_id: str, new_run_id: str, owner: str
     ) -> bool:
         """Give a running collaboration whose run was lost a new run id (one more attempt)."""
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             result = await conn.execute(
                 update(collabs_t)
                 .where(
@@ -260,13 +280,13 @@ class CollaborationStore:
             .values(lease_owner=owner, lease_until=now + lease_seconds)
             .returning(*collabs_t.c)
         )
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             rows = (await conn.execute(statement)).mappings().all()
         return [_record(row) for row in rows]
 
     async def renew_run(self, collaboration_id: str, owner: str, lease_seconds: float) -> bool:
         """Extend the run lease; False when ``owner`` lost it (or the run ended)."""
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             result = await conn.execute(
                 update(collabs_t)
                 .where(
@@ -283,7 +303,7 @@ class CollaborationStore:
         statement = update(collabs_t).where(collabs_t.c.lease_owner.is_not(None))
         if owner is not None:
             statement = statement.where(collabs_t.c.lease_owner == owner)
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             result = await conn.execute(statement.values(lease_owner=None, lease_until=None))
         return int(result.rowcount)
 
@@ -319,7 +339,7 @@ class CollaborationStore:
         }
         if result_ids is not None:
             values["result_ids"] = json.dumps(result_ids)
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             result = await conn.execute(statement.values(**values))
             if not result.rowcount:
                 return False
@@ -416,7 +436,7 @@ class CollaborationStore:
         statement = statement.on_conflict_do_nothing(
             index_elements=["collaboration_id", "role", "party_id"]
         )
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             if not await self._lock_if(conn, record.collaboration_id, states):
                 return AddOutcome.CLOSED
             existing = select(func.count()).where(
@@ -439,7 +459,7 @@ class CollaborationStore:
 
     async def remove_party(self, collaboration_id: str, role: Role, party_id: str) -> bool | None:
         """Unregister a party while the collaboration accepts changes (None when it does not)."""
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             if not await self._lock_if(conn, collaboration_id, ACCEPTING):
                 return None
             result = await conn.execute(
@@ -449,7 +469,7 @@ class CollaborationStore:
 
     async def approve(self, collaboration_id: str, party_id: str, sha256: str) -> bool | None:
         """Record an input party's approval of a program hash (None: not accepting)."""
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             if not await self._lock_if(conn, collaboration_id, ACCEPTING):
                 return None
             result = await conn.execute(
@@ -480,7 +500,7 @@ class CollaborationStore:
         }
         if approve is not None:
             values["approved_sha256"] = approve
-        async with self.database.engine.begin() as conn:
+        async with writing(self.database), self.database.engine.begin() as conn:
             if not await self._lock_if(conn, collaboration_id, ACCEPTING):
                 return None
             result = await conn.execute(
