@@ -16,8 +16,9 @@ Wall time is measured inside the worker around the computation (data are loaded 
 the clock starts; process start-up of the MPC parties is inside it). Peak memory is the
 largest ``ru_maxrss`` of the worker and every process it waited for (``os.wait4`` on the
 worker): the client process holding all rows for ``engine`` and ``numpy``, the largest
-party for ``mpyc``. The row ``catalogue`` runs every decomposable program in one MPC
-session. Row-level programs (median, quantile, psi_cardinality) only run up to
+party for ``mpyc``. Column ``client`` is the part of the engine's wall time spent by the
+input parties (pre-aggregation and sharing). The row ``catalogue`` runs every decomposable
+program in one MPC session. Row-level programs (median, quantile, psi_cardinality) only run up to
 ``--row-level-max`` rows. Every result is checked against numpy.
 
     .venv/bin/python bench/mpc.py                      # 10^3 .. 10^6 rows, all programs
@@ -116,7 +117,7 @@ def _number(value: Any) -> int | float:
     return value if isinstance(value, int) else float(value)
 
 
-async def run_engine(job: dict[str, Any]) -> tuple[float, dict[str, list[Any]]]:
+async def run_engine(job: dict[str, Any]) -> tuple[float, dict[str, list[Any]], float]:
     from ptx_chain_node.mpc import catalogue
     from ptx_chain_node.mpc.runner import LocalComputation, reconstruct, run_local
 
@@ -136,12 +137,13 @@ async def run_engine(job: dict[str, Any]) -> tuple[float, dict[str, list[Any]]]:
             shares.append(program.share(columns, m=3))
         bound.append(program)
         computations.append(LocalComputation(program.ref(), shares))
+    shared = time.perf_counter()
     outputs = await run_local(computations, timeout=3600)
     results = {
         program.name: [_number(v) for v in reconstruct(program, vectors).values]
         for program, vectors in zip(bound, outputs, strict=True)
     }
-    return time.perf_counter() - started, results
+    return time.perf_counter() - started, results, shared - started
 
 
 def run_numpy(job: dict[str, Any]) -> tuple[float, dict[str, list[Any]]]:
@@ -216,13 +218,15 @@ def run_mpyc(job: dict[str, Any], workdir: Path) -> tuple[float, dict[str, list[
 
 def worker(variant: str, job_path: Path) -> None:
     job = json.loads(job_path.read_text())
+    client = 0.0
     if variant == "engine":
-        seconds, results = asyncio.run(run_engine(job))
+        seconds, results, client = asyncio.run(run_engine(job))
     elif variant == "mpyc":
         seconds, results = run_mpyc(job, job_path.parent)
     else:
         seconds, results = run_numpy(job)
-    Path(job["output"]).write_text(json.dumps({"seconds": seconds, "results": results}))
+    answer = {"seconds": seconds, "results": results, "client_seconds": client}
+    Path(job["output"]).write_text(json.dumps(answer))
 
 
 # -- measuring --------------------------------------------------------------------------
@@ -233,6 +237,7 @@ class Measurement:
     seconds: float
     peak_mb: float
     results: dict[str, list[Any]]
+    client_seconds: float  # engine: input parties' pre-aggregation and sharing
 
 
 def measure(variant: str, dataset: DataSet, programs: list[str], workdir: Path) -> Measurement:
@@ -259,7 +264,9 @@ def measure(variant: str, dataset: DataSet, programs: list[str], workdir: Path) 
     if process.returncode != 0:
         raise SystemExit(f"{variant} worker failed:\n{log.read_text()[-3000:]}")
     answer = json.loads(Path(job["output"]).read_text())
-    return Measurement(answer["seconds"], usage.ru_maxrss / 1024, answer["results"])
+    return Measurement(
+        answer["seconds"], usage.ru_maxrss / 1024, answer["results"], answer["client_seconds"]
+    )
 
 
 def agrees(name: str, got: list[Any], want: list[Any]) -> bool:
@@ -278,6 +285,7 @@ class Row:
     program: str
     seconds: dict[str, float]
     peak_mb: dict[str, float]
+    client_seconds: float
     ok: bool
 
     def ratio(self, variant: str) -> float:
@@ -302,6 +310,7 @@ def bench(dataset: DataSet, program: str, repeat: int, workdir: Path) -> Row:
         program,
         {v: statistics.median(m.seconds for m in ms) for v, ms in runs.items()},
         {v: statistics.median(m.peak_mb for m in ms) for v, ms in runs.items()},
+        statistics.median(m.client_seconds for m in runs["engine"]),
         ok,
     )
 
@@ -310,7 +319,7 @@ def print_row(row: Row) -> None:
     s, mb = row.seconds, row.peak_mb
     print(
         f"{row.rows:>9,} {row.program:<16}"
-        f"{s['engine']:>9.3f}{s['mpyc']:>9.3f}{s['numpy']:>9.4f}"
+        f"{s['engine']:>9.3f}{row.client_seconds:>9.3f}{s['mpyc']:>9.3f}{s['numpy']:>9.4f}"
         f"{row.ratio('mpyc'):>9.2f}x{row.ratio('numpy'):>10.0f}x"
         f"{mb['engine']:>9.0f}{mb['mpyc']:>8.0f}{mb['numpy']:>8.0f}"
         f"  {'ok' if row.ok else 'MISMATCH'}",
@@ -341,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cores: {os.cpu_count()}  load: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"3 input parties, 3 MPC parties (local), repeat {args.repeat} (median)\n")
     print(
-        f"{'rows':>9} {'program':<16}{'engine s':>9}{'mpyc s':>9}{'numpy s':>9}"
+        f"{'rows':>9} {'program':<16}{'engine s':>9}{'client':>9}{'mpyc s':>9}{'numpy s':>9}"
         f"{'eng/mpyc':>10}{'eng/numpy':>11}{'eng MB':>9}{'mpyc MB':>8}{'np MB':>8}  check"
     )
     table: list[Row] = []
