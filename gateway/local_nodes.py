@@ -40,6 +40,7 @@ class LocalNodes:
         threshold: int | None = None,
         run_timeout: float = 120.0,
         retain_shares: bool = False,
+        ssl_dir: Path | None = None,
         python: str = sys.executable,
     ) -> None:
         self.count = count
@@ -48,6 +49,7 @@ class LocalNodes:
         self.threshold = threshold
         self.run_timeout = run_timeout
         self.retain_shares = retain_shares
+        self.ssl_dir = ssl_dir
         self.python = python
         ports = free_ports(2 * count)
         self.http_ports, self.mpc_ports = ports[:count], ports[count:]
@@ -104,6 +106,8 @@ class LocalNodes:
             argv += ["--threshold", str(self.threshold)]
         if self.retain_shares:
             argv.append("--retain-shares")
+        if self.ssl_dir is not None:
+            argv += ["--ssl", str(self.ssl_dir)]
         return argv
 
     def start(self) -> None:

@@ -144,7 +144,13 @@ def add_commands(commands: Any) -> None:
     node.add_argument("--data-dir", type=Path, default=Path("var/node"))
     node.add_argument("--threshold", type=int, default=None, help="t (default (m-1)//2)")
     node.add_argument(
-        "--ssl-dir", type=Path, help="TLS between parties: DIR/.config/party_<i>.{crt,key}"
+        "--ssl",
+        "--ssl-dir",
+        dest="ssl_dir",
+        type=Path,
+        metavar="DIR",
+        help="TLS between parties (MPyC --ssl): DIR/.config/{party_<i>.crt,party_<i>.key,"
+        "mpyc_ca.crt}",
     )
     node.add_argument("--token-secret", help=f"shared with the coordinator (or ${NODE_SECRET_ENV})")
     node.add_argument("--token-secret-file", type=Path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -251,3 +253,52 @@ async def test_five_nodes_compute_a_weighted_mean(tmp_path: Path) -> None:
         (Fraction(x) * w for xs, ws in data for x, w in zip(xs, ws, strict=True)), Fraction()
     )
     assert REAL.admits(float(value), float(total / weights))
+
+
+def _certificates(directory: Path, count: int) -> None:
+    """A test CA and one certificate per party, as MPyC's ``--ssl`` reads them."""
+    config = directory / ".config"
+    config.mkdir(parents=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=config, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "mpyc_ca.key",
+            "-out", "mpyc_ca.crt", "-days", "2", "-subj", "/CN=MPyC test CA")  # fmt: skip
+    for i in range(count):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"party_{i}.key",
+                "-out", f"party_{i}.csr", "-subj", f"/CN=MPyC party {i}")  # fmt: skip
+        openssl("x509", "-req", "-in", f"party_{i}.csr", "-CA", "mpyc_ca.crt",
+                "-CAkey", "mpyc_ca.key", "-CAcreateserial", "-out", f"party_{i}.crt",
+                "-days", "2")  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_parties_talk_tls_and_refuse_a_certificate_of_another_ca(tmp_path: Path) -> None:
+    _certificates(tmp_path / "tls", 3)
+    collab = collaboration("sum", {"min_group_size": 1, "columns": {"value": "salary"}})
+    rng = random.Random(17)
+    data = [[rng.randrange(0, 1000) for _ in range(10)] for _ in range(3)]
+    with running_nodes(3, tmp_path / "nodes", ssl_dir=tmp_path / "tls", retain_shares=True) as tls:
+        async with httpx.AsyncClient() as http:
+            engine = MpycEngine(tls.specs(), http, tls.token_secret, unreachable_grace=1.0)
+            engine.run_timeout = 4.0
+            inputs = [
+                await upload(http, engine, collab, f"p{j}", {"value": rows}, f"s-tls-{j}")
+                for j, rows in enumerate(data)
+            ]
+            await engine.run("run-tls", collab, inputs)
+            assert (await wait_run(engine, "run-tls")).error is None
+            result = await reveal(http, engine, collab, "run-tls")
+            assert result.as_dict() == {"sum": sum(map(sum, data))}
+            # party 2 now presents a self-signed certificate: no connection, no result
+            config = tmp_path / "tls" / ".config"
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                 "party_2.key", "-out", "party_2.crt", "-days", "2", "-subj", "/CN=MPyC party 2"],
+                cwd=config, check=True, capture_output=True,
+            )  # fmt: skip
+            await engine.run("run-rogue", collab, inputs)
+            status = await wait_run(engine, "run-rogue", 30.0)
+            assert status.phase == "failed"
+            assert status.error is not None
