@@ -229,6 +229,11 @@ class MpycEngine:
         """Run on all nodes; None when every node is done, else why the run failed."""
         token = self._coordinator_token(request["collaboration_id"])
         answers = await self._each([c.start_run(token, request) for c in self.clients])
+        for i, answer in enumerate(answers):
+            orphan = self._orphan(answer)
+            if orphan is not None:  # left by an earlier process of this engine: end it
+                await self.clients[i].cancel(self._coordinator_token(), orphan)
+                (answers[i],) = await self._each([self.clients[i].start_run(token, request)])
         refused = [
             a.message if isinstance(a, PtxError) else f"node {i}: {type(a).__name__}"
             for i, a in enumerate(answers)
@@ -269,6 +274,15 @@ class MpycEngine:
                 await self._cancel(run_id)
                 return f"no result within {self.run_timeout:g} s"
             await asyncio.sleep(self.poll_interval)
+
+    def _orphan(self, answer: object) -> str | None:
+        """The run a node is busy with, when this engine does not know it (else None)."""
+        if not isinstance(answer, PtxError) or answer.status != 409:
+            return None
+        for problem in answer.problems:
+            if problem.field == "active_run" and problem.problem not in self._runs:
+                return problem.problem
+        return None
 
     async def status(self, run_id: str) -> RunStatus | None:
         run = self._runs.get(run_id)

@@ -191,9 +191,7 @@ class ComputeNode:
         existing = await self.store.run(run_id)
         if existing is not None:
             return existing
-        if self._active is not None:
-            message = f"node {self.index} is busy with run {self._active}"
-            raise PtxError(message, 409, [Problem("run_id", message)])
+        self._refuse_if_busy()
         ref = ProgramRef.from_json(body.get("program") or {})
         catalogue.resolve(ref)  # 404 unknown program, 409 hash mismatch
         secret_ids = body.get("secret_ids")
@@ -224,8 +222,8 @@ class ComputeNode:
         ):
             record = await self.store.run(run_id)
             if record is None:
-                message = f"node {self.index} is busy with run {self._active}"
-                raise PtxError(message, 409, [Problem("run_id", message)])
+                self._refuse_if_busy()
+            assert record is not None
             return record
         self._active = run_id
         vectors = [stored[s][1] for s in ids]
@@ -236,6 +234,12 @@ class ComputeNode:
         record = await self.store.run(run_id)
         assert record is not None
         return record
+
+    def _refuse_if_busy(self) -> None:
+        """409 naming the run in progress (problem ``active_run``) when there is one."""
+        if self._active is not None:
+            message = f"node {self.index} is busy with run {self._active}"
+            raise PtxError(message, 409, [Problem("active_run", self._active)])
 
     def _write_job(
         self, run_id: str, ref: ProgramRef, vectors: list[str], timeout: float

@@ -302,3 +302,33 @@ async def test_parties_talk_tls_and_refuse_a_certificate_of_another_ca(tmp_path:
             status = await wait_run(engine, "run-rogue", 30.0)
             assert status.phase == "failed"
             assert status.error is not None
+
+
+async def test_a_restarted_engine_ends_the_run_its_predecessor_left(nodes: LocalNodes) -> None:
+    rng = random.Random(19)
+    collab = collaboration(
+        "median", {"min_group_size": 1, "columns": {"value": "salary"}}, cid="c-orphan"
+    )
+    data = [[rng.randrange(0, 10**6) for _ in range(100)] for _ in range(3)]
+    async with httpx.AsyncClient() as http:
+        before = MpycEngine(nodes.specs(), http, nodes.token_secret)
+        inputs = [
+            await upload(http, before, collab, f"p{j}", {"value": rows}, f"s-orphan-{j}")
+            for j, rows in enumerate(data)
+        ]
+        await before.run("run-orphan", collab, inputs)
+        coordinator = before.tokens.issue(Scope.COORDINATOR)
+        deadline = time.monotonic() + 10.0
+        while await node_clients(http, nodes)[0].run(coordinator, "run-orphan") is None:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await before.close()  # the coordinator process went away; the nodes still run
+        after = MpycEngine(nodes.specs(), http, nodes.token_secret)
+        await after.run("run-again", collab, inputs)
+        status = await wait_run(after, "run-again", 40.0)
+        assert status.error is None
+        (value,) = (await reveal(http, after, collab, "run-again")).values
+        orphan = await node_clients(http, nodes)[1].run(coordinator, "run-orphan")
+        assert orphan is not None
+        assert orphan["state"] == "failed"
+    assert value == float(np.median([v for rows in data for v in rows]))
