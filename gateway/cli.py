@@ -42,7 +42,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from ptx_chain_node import logs
 
         logs.configure(settings.log_level, json=settings.log_json)
-        nodes = LocalNodes.from_settings(settings.mpyc)
+        # One data directory per gateway port: two gateways never share node stores.
+        nodes = LocalNodes.from_settings(settings.mpyc, f"gateway-{args.port}")
         settings = settings.model_copy(update={"mpyc": nodes.settings(settings.mpyc)})
         # uvicorn re-raises the SIGTERM it handled; end through ``finally`` to stop the nodes.
         signal.signal(signal.SIGTERM, _exit_on_signal)

@@ -56,11 +56,13 @@ class LocalNodes:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     @classmethod
-    def from_settings(cls, settings: MpycSettings) -> LocalNodes:
+    def from_settings(cls, settings: MpycSettings, instance: str = "") -> LocalNodes:
+        """Nodes of ``settings``; ``instance`` (e.g. the gateway's port) names their data dir."""
         secret = settings.token_secret
+        data_dir = Path(settings.local_data_dir)
         return cls(
             settings.local_nodes,
-            Path(settings.local_data_dir),
+            data_dir / instance if instance else data_dir,
             token_secret=secret.get_secret_value() if secret else None,
             threshold=settings.threshold,
             run_timeout=settings.run_timeout,
