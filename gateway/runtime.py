@@ -96,7 +96,8 @@ class Runtime:
                 log.info("released stale leases", count=released)
         await self.coordination.start()
         self.intake.start()
-        self.worker.start()
+        if self.settings.worker.enabled:
+            self.worker.start()
         log.info(
             "gateway started",
             pdc_url=self.settings.pdc_url,

@@ -69,6 +69,7 @@ class ResourceSettings(BaseModel):
 
 
 class WorkerConfig(BaseModel):
+    enabled: bool = Field(True, description="false: an intake-only replica (no processing)")
     concurrency: int = Field(16, ge=1)
     lease_seconds: float = Field(30.0, gt=0)
     poll_interval: float = Field(1.0, gt=0)
