@@ -19,19 +19,18 @@ from ptx_chain_node.store.jobs import JobStore, NewJob
 log = structlog.get_logger(__name__)
 
 
-@dataclass
-class _Pending:
-    job: NewJob
-    future: asyncio.Future[None]
-
-
 class JobIntake:
-    """Batches job inserts from concurrent requests into shared commits."""
+    """Batches job inserts from concurrent requests into shared commits.
+
+    Requests append to a plain list (no queue machinery on the hot path); one writer
+    task takes the whole list, commits it, and resolves one future per request.
+    """
 
     def __init__(self, store: JobStore, *, max_batch: int = 512) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._pending: list[tuple[NewJob, asyncio.Future[None]]] = []
+        self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -43,40 +42,43 @@ class JobIntake:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        while not self._queue.empty():
-            pending = self._queue.get_nowait()
-            if not pending.future.done():
-                pending.future.set_exception(RuntimeError("intake stopped"))
+        self._fail(self._pending, RuntimeError("intake stopped"))
+        self._pending = []
 
     async def submit(self, job: NewJob) -> None:
         """Return once ``job`` is committed (or was already stored for that chain step)."""
         if self._task is None:
             raise RuntimeError("intake is not running")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(job, future))
+        self._pending.append((job, future))
+        self._ready.set()
         return await future
+
+    @staticmethod
+    def _fail(batch: list[tuple[NewJob, asyncio.Future[None]]], exc: BaseException) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
 
     async def _writer(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            await self._ready.wait()
+            batch = self._pending[: self.max_batch]
+            self._pending = self._pending[self.max_batch :]
+            if not self._pending:
+                self._ready.clear()
             try:
-                await self.store.insert_many([p.job for p in batch])
+                await self.store.insert_many([job for job, _ in batch])
             except asyncio.CancelledError:
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(RuntimeError("intake stopped"))
+                self._fail(batch, RuntimeError("intake stopped"))
                 raise
             except Exception as exc:  # noqa: BLE001 - every waiter gets the error
                 log.error("job insert failed", error=type(exc).__name__, batch=len(batch))
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+                self._fail(batch, exc)
                 continue
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_result(None)
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
 
 
 @dataclass

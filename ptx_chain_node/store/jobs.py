@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
@@ -21,6 +21,19 @@ from ptx_chain_node.payload import ChainPayload
 from ptx_chain_node.store.database import Database
 from ptx_chain_node.store.schema import jobs
 
+_INSERT_COLUMNS = [
+    "id",
+    "resource",
+    "mode",
+    "state",
+    "context",
+    "payload",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "not_before",
+    "deadline",
+]
 #: States a worker acts on: process a received job, resume a ready one, re-send one whose
 #: resume was in flight when its worker died.
 _ACTIONABLE = (JobState.RECEIVED, JobState.RESULT_READY, JobState.RESUMING)
@@ -67,7 +80,16 @@ class JobStore:
     def __init__(self, database: Database) -> None:
         self.database = database
         insert = sqlite.insert if database.is_sqlite else postgresql.insert
-        self._insert_statement = insert(jobs).on_conflict_do_nothing(index_elements=["id"])
+        statement = (
+            insert(jobs)
+            .values({name: bindparam(name) for name in _INSERT_COLUMNS})
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        # Compiled once for this database's dialect and paramstyle; the intake's hot path
+        # then hands plain tuples to the driver's executemany.
+        compiled = statement.compile(dialect=database.engine.dialect)
+        self._insert_sql = str(compiled)
+        self._insert_order = [_INSERT_COLUMNS.index(name) for name in compiled.positiontup or ()]
 
     async def insert_many(self, new_jobs: Sequence[NewJob]) -> None:
         """Insert jobs in one transaction (one commit for the batch); skip existing ids.
@@ -79,26 +101,27 @@ class JobStore:
         if not new_jobs:
             return
         now = time.time()
-        rows: dict[str, dict[str, Any]] = {}
+        received = JobState.RECEIVED.value
+        rows: dict[str, tuple[Any, ...]] = {}
         for job in new_jobs:
-            rows.setdefault(
+            if job.id in rows:
+                continue
+            values = (
                 job.id,
-                {
-                    "id": job.id,
-                    "resource": job.resource,
-                    "mode": job.mode,
-                    "state": JobState.RECEIVED.value,
-                    "context": job.context.model_dump_json(),
-                    "payload": job.payload.model_dump_json(by_alias=True),
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                    "not_before": job.not_before,
-                    "deadline": job.deadline,
-                },
+                job.resource,
+                job.mode,
+                received,
+                job.context.model_dump_json(),
+                job.payload.model_dump_json(by_alias=True),
+                0,
+                now,
+                now,
+                job.not_before,
+                job.deadline,
             )
+            rows[job.id] = tuple(values[i] for i in self._insert_order)
         async with self.database.engine.begin() as conn:
-            await conn.execute(self._insert_statement, list(rows.values()))
+            await conn.exec_driver_sql(self._insert_sql, list(rows.values()))
 
     async def get(self, job_id: str, *, with_data: bool = False) -> Job | None:
         """One job; the payload and result only when ``with_data``."""
