@@ -81,6 +81,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.main(as_json=args.json, timeout=args.timeout)
 
 
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from ptx_chain_node.chains.config import check_chain_file
+
+    problems = check_chain_file(args.file)
+    for problem in problems:
+        print(f"{args.file}: {problem.field}: {problem.problem}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s)", file=sys.stderr)
+        return 2
+    print(f"{args.file}: ok")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ptx-chain-node",
@@ -103,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--out", type=Path, default=Path("schemas"))
     schemas.add_argument("--check", action="store_true", help="fail if the files drifted")
     schemas.set_defaults(handler=cmd_schemas)
+
+    config = commands.add_parser("config", help="check configuration files")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser("check", help="check a chain configuration file")
+    check.add_argument("file", type=Path, help="TOML or JSON chain configuration")
+    check.set_defaults(handler=cmd_config_check)
 
     from gateway.node_cli import add_commands
 
