@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.runtime import Runtime
 from gateway.settings import AuthSettings, ResourceSettings
 from ptx_chain_node.chain import ChainContext, read_chain_context
-from ptx_chain_node.errors import AuthError, ProtocolError
+from ptx_chain_node.errors import AuthError, ProtocolError, PtxError
 from ptx_chain_node.job import JobState, job_id_for
 from ptx_chain_node.payload import Credentials, decode_json, parse_payload, split_credentials
 from ptx_chain_node.store.jobs import NewJob
@@ -98,7 +98,10 @@ class ResourceEndpoint:
             context = read_chain_context(headers)
             check_target(resource, context)
             payload = parse_payload(document, skip_body_processing=resource.skip_body_processing)
-        except (ProtocolError, AuthError) as exc:
+            validator = runtime.validator_for(resource.name)
+            if validator is not None:
+                await validator.validate(context, payload)
+        except PtxError as exc:
             runtime.metrics.rejected.labels(str(exc.status)).inc()
             raise
         if runtime.shutting_down:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import structlog
 
 from gateway.settings import ResourceSettings, Settings
+from ptx_chain_node.chains.config import load_chain_file
+from ptx_chain_node.chains.contracts import ContractClient
+from ptx_chain_node.chains.matching import ChainMatcher
+from ptx_chain_node.chains.processor import MpcProcessor
 from ptx_chain_node.coordination.config import CoordinationService
 from ptx_chain_node.egress import AllowedHostsTransport
+from ptx_chain_node.errors import PtxError
 from ptx_chain_node.intake import AckLedger, JobIntake
 from ptx_chain_node.metrics import Metrics
 from ptx_chain_node.mpc.engine import MpycEngine
 from ptx_chain_node.mpc.registry import CatalogueRegistry
-from ptx_chain_node.processor import Processor
+from ptx_chain_node.processor import Processor, Validator, validator_of
 from ptx_chain_node.resume import PDCClient
 from ptx_chain_node.store import Database, JobStore
 from ptx_chain_node.summary import SummaryProcessor
@@ -22,7 +28,7 @@ from ptx_chain_node.worker import Worker, WorkerSettings
 
 log = structlog.get_logger(__name__)
 
-#: Built-in processors by name; the MPC processor registers itself here as well.
+#: Built-in processors by name; ``mpc`` is built per resource from its chain file.
 BUILTIN_PROCESSORS: dict[str, Callable[[], Processor]] = {"summary": SummaryProcessor}
 
 
@@ -46,28 +52,6 @@ class Runtime:
         self.http = httpx.AsyncClient(transport=self.egress)
         self.pdc = PDCClient(settings.pdc_url, self.http, timeout=settings.resume.timeout)
         self.resources = {r.name: r for r in settings.resources}
-        self._processors: dict[str, Processor] = dict(processors or {})
-        for resource in settings.resources:
-            if resource.processor not in self._processors:
-                factory = BUILTIN_PROCESSORS.get(resource.processor)
-                if factory is None:
-                    raise ValueError(
-                        f"resources[{resource.name}].processor: unknown '{resource.processor}'"
-                    )
-                self._processors[resource.processor] = factory()
-        self.worker = Worker(
-            self.store,
-            self.processor_for,
-            self.pdc,
-            settings.resume,
-            settings=WorkerSettings(
-                concurrency=settings.worker.concurrency,
-                lease_seconds=settings.worker.lease_seconds,
-                poll_interval=settings.worker.poll_interval,
-            ),
-            acks=self.acks,
-            metrics=self.metrics,
-        )
         operator = settings.operator_token
         self.coordination = CoordinationService(
             settings.coordination,
@@ -81,11 +65,90 @@ class Runtime:
         if settings.mpyc.enabled and settings.mpyc.nodes:
             self.nodes_http = httpx.AsyncClient()
             self.coordination.use_engine(MpycEngine.from_settings(settings.mpyc, self.nodes_http))
+        self._closing: list[httpx.AsyncClient] = []
+        given = dict(processors or {})
+        self._processors: dict[str, Processor] = {}
+        self._shared: dict[str, Processor] = {}
+        for resource in settings.resources:
+            self._processors[resource.name] = self._processor(resource, given, transport)
+        self._validators = {
+            name: found
+            for name, processor in self._processors.items()
+            if (found := validator_of(processor)) is not None
+        }
+        self.worker = Worker(
+            self.store,
+            self.processor_for,
+            self.pdc,
+            settings.resume,
+            settings=WorkerSettings(
+                concurrency=settings.worker.concurrency,
+                lease_seconds=settings.worker.lease_seconds,
+                poll_interval=settings.worker.poll_interval,
+            ),
+            acks=self.acks,
+            metrics=self.metrics,
+        )
         self.shutting_down = False
 
+    def _processor(
+        self,
+        resource: ResourceSettings,
+        given: dict[str, Processor],
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> Processor:
+        if resource.processor in given:
+            return given[resource.processor]
+        if resource.processor == "mpc":
+            return self._mpc_processor(resource, transport)
+        factory = BUILTIN_PROCESSORS.get(resource.processor)
+        if factory is None:
+            raise ValueError(
+                f"resources[{resource.name}].processor: unknown '{resource.processor}'"
+            )
+        shared = self._shared.get(resource.processor)
+        if shared is None:
+            shared = self._shared[resource.processor] = factory()
+        return shared
+
+    def _mpc_processor(
+        self, resource: ResourceSettings, transport: httpx.AsyncBaseTransport | None
+    ) -> Processor:
+        assert resource.chains is not None  # the settings require it
+        if self.nodes_http is None:
+            raise ValueError(f"resources[{resource.name}]: processor 'mpc' needs [mpyc] nodes")
+        try:
+            chains = load_chain_file(Path(resource.chains))
+        except PtxError as exc:
+            details = "; ".join(f"{p.field}: {p.problem}" for p in exc.problems)
+            raise ValueError(f"resources[{resource.name}].chains: {details}") from None
+        contracts = None
+        if chains.contract_services:
+            http = httpx.AsyncClient(
+                transport=AllowedHostsTransport(chains.contract_services, transport)
+            )
+            self._closing.append(http)
+            contracts = ContractClient(
+                http,
+                chains.contract_services,
+                ttl=chains.contract_cache_seconds,
+                timeout=chains.contract_timeout,
+            )
+        operator = self.settings.operator_token
+        return MpcProcessor(
+            ChainMatcher(chains, contracts),
+            self.coordination.coordinator,
+            self.nodes_http,
+            operator_token=operator.get_secret_value() if operator else None,
+            run_allowance=self.settings.mpyc.run_timeout + 60.0,
+        )
+
     def processor_for(self, resource_name: str) -> Processor:
-        resource: ResourceSettings = self.resources[resource_name]
-        return self._processors[resource.processor]
+        return self._processors[resource_name]
+
+    def validator_for(self, resource_name: str) -> Validator | None:
+        """The pre-ACK validation hook of a resource's processor (None: nothing to call)."""
+        return self._validators.get(resource_name)
 
     async def start(self) -> None:
         await self.database.migrate()
@@ -111,6 +174,8 @@ class Runtime:
         await self.coordination.stop()
         if self.nodes_http is not None:
             await self.nodes_http.aclose()
+        for client in self._closing:
+            await client.aclose()
         await self.http.aclose()
         await self.database.dispose()
         log.info("gateway stopped")

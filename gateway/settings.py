@@ -58,7 +58,16 @@ class ResourceSettings(BaseModel):
     )
     sync_timeout: float = Field(30.0, gt=0, description="bounded wait of a sync answer")
     skip_body_processing: bool = False
-    processor: str = "summary"
+    processor: str = Field("summary", description="summary (plaintext) or mpc")
+    chains: str | None = Field(
+        None, description="chain configuration file (TOML/JSON) of the mpc processor"
+    )
+
+    @model_validator(mode="after")
+    def _chains(self) -> ResourceSettings:
+        if self.processor == "mpc" and not self.chains:
+            raise ValueError("processor 'mpc' needs chains (a chain configuration file)")
+        return self
 
     @field_validator("path")
     @classmethod

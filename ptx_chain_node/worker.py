@@ -34,6 +34,10 @@ from ptx_chain_node.store.jobs import JobStore
 
 log = structlog.get_logger(__name__)
 
+#: States in which a job is (still) with its processor; a job taken over in ``shared`` or
+#: ``computing`` (after a crash) goes back to it without its payload.
+_PROCESSING = (JobState.RECEIVED, JobState.SHARED, JobState.COMPUTING)
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -161,7 +165,7 @@ class Worker:
         )
         renewal = asyncio.create_task(self._renew(job.id))
         try:
-            if job.state == JobState.RECEIVED:
+            if job.state in _PROCESSING:
                 await self._process(job, bound)
             else:
                 await self._resume(job, bound)
@@ -184,7 +188,8 @@ class Worker:
         processor = self.processors(job.resource)
 
         async def progress(state: JobState) -> None:
-            await self.store.set_state(job.id, self.owner, state)
+            drop = state == JobState.SHARED  # shares are uploaded: no plaintext kept
+            await self.store.set_state(job.id, self.owner, state, drop_payload=drop)
 
         try:
             result = await processor.process(full, progress)

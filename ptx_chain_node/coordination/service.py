@@ -8,9 +8,11 @@ written to the store before a use case returns.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,8 +96,9 @@ class Coordinator:
             self.outbox, NotifyClient(http, self.policy.notify.timeout), self.policy.notify
         )
         self.runner = RunSupervisor(
-            self.store, self.engines, self.policy.run, on_end=self.notifier.pump
+            self.store, self.engines, self.policy.run, on_end=self._run_ended
         )
+        self._ended = asyncio.Event()
 
     # -- life cycle of the service ---------------------------------------------------------
 
@@ -130,6 +133,32 @@ class Coordinator:
         await self.runner.idle()
         await self.notifier.idle()
 
+    def _signal_end(self) -> None:
+        event, self._ended = self._ended, asyncio.Event()
+        event.set()
+
+    async def _run_ended(self) -> None:
+        self._signal_end()
+        await self.notifier.pump()
+
+    async def wait_ended(
+        self, collaboration_id: str, timeout: float, *, recheck: float = 5.0
+    ) -> CollaborationRecord:
+        """The collaboration once it ended (done, failed, expired), or as it is at ``timeout``.
+
+        Woken when a run of this process ends or a collaboration expires here; the store is
+        read again every ``recheck`` seconds for ends seen by other processes.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self._ended
+            record = await self.require(collaboration_id)
+            remaining = deadline - time.monotonic()
+            if record.state in TERMINAL or remaining <= 0:
+                return record
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(remaining, recheck))
+
     # -- collaborations -------------------------------------------------------------------
 
     def _engine(self, name: str) -> Engine:
@@ -140,9 +169,19 @@ class Coordinator:
         return engine
 
     async def create(
-        self, request: CollaborationRequest, token: str | None
+        self,
+        request: CollaborationRequest,
+        token: str | None,
+        *,
+        collaboration_id: str | None = None,
+        internal_outputs: Sequence[str] = (),
     ) -> tuple[CollaborationRecord, list[Registration]]:
-        """Create a collaboration (operator); initial output parties get tokens and secrets."""
+        """Create a collaboration (operator); initial output parties get tokens and secrets.
+
+        ``collaboration_id`` fixes the id (a chain step's collaborations are found by it);
+        ``internal_outputs`` are output parties of this process (the gateway's chain step):
+        they have no endpoint, get no notification and no token (they read results here).
+        """
         self.gate.require(token)
         engine = self._engine(request.engine)
         program = self.programs.resolve(request.program, request.input_specification)
@@ -150,7 +189,7 @@ class Coordinator:
         now = time.time()
         expected = request.expected_count
         definition = Collaboration(
-            id=str(uuid.uuid4()),
+            id=collaboration_id or str(uuid.uuid4()),
             name=request.name,
             program=program,
             input_specification=request.input_specification,
@@ -182,7 +221,11 @@ class Coordinator:
                 notify_secret=secret,
             )
             outputs.append((party, issued.value, secret))
-        await self.store.create(definition, [p for p, _, _ in outputs])
+        internal = [
+            PartyRecord(definition.id, Role.OUTPUT, party_id, issue_party_token().sha256, now)
+            for party_id in internal_outputs
+        ]
+        await self.store.create(definition, [p for p, _, _ in outputs] + internal)
         record = await self.require(definition.id)
         log.info("collaboration created", collaboration_id=definition.id, engine=definition.engine)
         return record, [
@@ -452,6 +495,7 @@ class Coordinator:
                     collaboration_id, ACCEPTING, target, error=error, notify=notify
                 ):
                     log.info("collaboration expired", collaboration_id=collaboration_id)
+                    self._signal_end()
                     await self.notifier.pump()
             else:
                 await self.store.transition(collaboration_id, [record.state], target)

@@ -358,6 +358,7 @@ class CollaborationStore:
                 ).where(
                     parties_t.c.collaboration_id == collaboration_id,
                     parties_t.c.role == Role.OUTPUT.value,
+                    parties_t.c.endpoint.is_not(None),  # in-process parties read the store
                 )
                 columns = [
                     "id",

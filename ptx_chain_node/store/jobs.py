@@ -36,7 +36,13 @@ _INSERT_COLUMNS = [
 ]
 #: States a worker acts on: process a received job, resume a ready one, re-send one whose
 #: resume was in flight when its worker died.
-_ACTIONABLE = (JobState.RECEIVED, JobState.RESULT_READY, JobState.RESUMING)
+_ACTIONABLE = (
+    JobState.RECEIVED,
+    JobState.SHARED,
+    JobState.COMPUTING,
+    JobState.RESULT_READY,
+    JobState.RESUMING,
+)
 _SUMMARY_COLUMNS = [c for c in jobs.c if c.name not in ("payload", "result")]
 
 
@@ -206,8 +212,12 @@ class JobStore:
         """Extend a lease; False when ``owner`` lost it."""
         return await self._update(job_id, owner, lease_until=time.time() + lease_seconds)
 
-    async def set_state(self, job_id: str, owner: str, state: JobState) -> bool:
+    async def set_state(
+        self, job_id: str, owner: str, state: JobState, *, drop_payload: bool = False
+    ) -> bool:
         """Record an intermediate state (e.g. ``shared``, ``computing``) under the lease."""
+        if drop_payload:
+            return await self._update(job_id, owner, state=state.value, payload=None)
         return await self._update(job_id, owner, state=state.value)
 
     async def set_result(

@@ -1,0 +1,268 @@
+"""The ``mpc`` processor: a chain step's threads become inputs of collaborations on the nodes.
+
+For a job of a configured chain (:class:`~.matching.ChainMatcher`):
+
+1. ``validate`` (before the ACK): the threads map to input parties and their records to
+   typed columns; anything wrong is a 422 naming the rows, fields and problems.
+2. ``process``: per configured computation, create or find the collaboration of
+   (configuration, chainId) in this process's coordinator, register every thread as an
+   input party, pre-aggregate and share its rows, upload share ``i`` to node ``i`` and
+   confirm (approving the program by its hash). The job goes ``shared`` (its stored
+   plaintext is dropped), then ``computing``.
+3. Wait (woken by the coordinator, no busy polling) until each collaboration ended; the
+   gateway is the in-process output party ``chain``: it reads the result shares from the
+   nodes, reconstructs and shapes the resume ``data`` and ``params``.
+
+A job taken over in ``shared``/``computing`` (after a crash) goes straight to step 3: the
+collaboration ids derive from (configuration, chainId, computation). Failures after the
+ACK follow ``on_failure``: fail the job, hold it for an operator, or resume the chain with
+an explicit error object. Plaintext is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+
+from ptx_chain_node.chain import ChainContext
+from ptx_chain_node.chains.config import CHAIN_OUTPUT_PARTY, ChainConfig, Computation
+from ptx_chain_node.chains.matching import ChainMatcher
+from ptx_chain_node.chains.records import ThreadRows, typed_rows
+from ptx_chain_node.chains.shaping import computation_value, failure, shape
+from ptx_chain_node.chains.threads import PartyThread, assign
+from ptx_chain_node.coordination.collaboration import CollaborationRequest, ExpectedParty
+from ptx_chain_node.coordination.records import CollaborationRecord, Role
+from ptx_chain_node.coordination.service import Coordinator
+from ptx_chain_node.coordination.states import ACCEPTING, CollabState
+from ptx_chain_node.errors import Problem, PtxError
+from ptx_chain_node.job import Job, JobResult, JobState
+from ptx_chain_node.mpc.engine import MpycEngine
+from ptx_chain_node.mpc.errors import GroupTooSmall
+from ptx_chain_node.mpc.grants import node_token
+from ptx_chain_node.mpc.node_client import NodeClient
+from ptx_chain_node.mpc.rows import MAX_PROBLEMS
+from ptx_chain_node.mpc.sharing import ShareVector
+from ptx_chain_node.mpc.upload import prepare_upload
+from ptx_chain_node.payload import ChainPayload, threads
+from ptx_chain_node.processor import ProcessingError, Progress
+
+log = structlog.get_logger(__name__)
+
+_NAMESPACE = uuid.UUID("5b0e7c1e-3f0a-4c59-9d1c-6d1f3c0a9e21")
+
+Inputs = list[tuple[PartyThread, ThreadRows]]
+
+
+def collaboration_id(config: ChainConfig, chain_id: str, computation: Computation) -> str:
+    """The collaboration of a computation of a chain: the same inputs give the same id."""
+    return str(uuid.uuid5(_NAMESPACE, f"{config.name}\n{chain_id}\n{computation.name}"))
+
+
+def chain_inputs(config: ChainConfig, payload: ChainPayload) -> Inputs:
+    """The input parties and typed rows of a chain step; 422 naming every problem (pure)."""
+    bound, problems = assign(config, threads(payload))
+    inputs: Inputs = []
+    for party_thread in bound:
+        rows, found = typed_rows(config.input, party_thread.thread.data, party_thread.where)
+        problems += found
+        inputs.append((party_thread, rows))
+    expected = len(inputs) + len(config.external_parties)
+    if config.min_parties is not None and expected < config.min_parties:
+        problems.append(
+            Problem("body.data", f"{expected} input parties; at least {config.min_parties}")
+        )
+    if problems:
+        raise PtxError(
+            "the data does not match the chain's input specification",
+            422,
+            problems[:MAX_PROBLEMS],
+        )
+    return inputs
+
+
+class MpcProcessor:
+    """Runs a chain step as MPC collaborations in this process's coordinator."""
+
+    def __init__(
+        self,
+        matcher: ChainMatcher,
+        coordinator: Coordinator,
+        http: httpx.AsyncClient,
+        *,
+        operator_token: str | None = None,
+        run_allowance: float = 180.0,
+    ) -> None:
+        self.matcher = matcher
+        self.coordinator = coordinator
+        self.http = http
+        self._operator = operator_token
+        self.run_allowance = run_allowance
+
+    async def validate(self, context: ChainContext, payload: ChainPayload) -> None:
+        """Refuse (4xx) a request no configuration serves or whose data does not fit."""
+        config = await self.matcher.match(context, payload)
+        chain_inputs(config, payload)
+
+    async def process(self, job: Job, progress: Progress) -> JobResult:
+        config = await self.matcher.match(job.context, job.payload)
+        try:
+            return await self._process(config, job, progress)
+        except (PtxError, httpx.HTTPError) as exc:
+            reason = exc.message if isinstance(exc, PtxError) else type(exc).__name__
+            error = ProcessingError(f"mpc: {reason}")
+        except ProcessingError as exc:
+            error = exc
+        log.warning("mpc step failed", chain=config.name, reason=error.reason)
+        if config.on_failure == "resume_error":
+            return failure(config, error.reason)
+        raise ProcessingError(error.reason, hold=config.on_failure == "hold")
+
+    async def _process(self, config: ChainConfig, job: Job, progress: Progress) -> JobResult:
+        chain_id = job.context.chain_id
+        if job.state == JobState.RECEIVED:
+            if job.payload is None:
+                raise ProcessingError("job has no payload")
+            inputs = chain_inputs(config, job.payload)
+            for computation in config.computations:
+                record = await self._collaboration(config, computation, chain_id, inputs)
+                if record.state in ACCEPTING:
+                    for party_thread, rows in inputs:
+                        await self._upload(record, party_thread.party.id, rows)
+            await progress(JobState.SHARED)  # the stored plaintext is dropped here
+        await progress(JobState.COMPUTING)
+        results: dict[str, Any] = {}
+        collaborations: dict[str, str] = {}
+        parties: dict[str, int | None] = {}
+        for computation in config.computations:
+            cid = collaboration_id(config, chain_id, computation)
+            collaborations[computation.name] = cid
+            record = await self._ended(cid)
+            results[computation.name] = await self._result(record, computation)
+            for party in await self.coordinator.store.parties(cid, Role.INPUT):
+                if party.confirmed_at is not None:
+                    parties[party.party_id] = party.rows
+        return shape(config, results, parties, collaborations)
+
+    # -- collaborations and uploads --------------------------------------------------------
+
+    async def _collaboration(
+        self, config: ChainConfig, computation: Computation, chain_id: str, inputs: Inputs
+    ) -> CollaborationRecord:
+        cid = collaboration_id(config, chain_id, computation)
+        existing = await self.coordinator.store.get(cid)
+        if existing is not None:
+            return existing
+        expected = [
+            ExpectedParty(id=pt.party.id, identity=pt.party.identity or pt.party.id)
+            for pt, _ in inputs
+        ] + list(config.external_parties)
+        min_parties = min(config.min_parties or len(expected), len(expected))
+        request = CollaborationRequest(
+            name=f"{config.name}/{computation.name}",
+            program=computation.ref(),
+            input_specification=config.input.spec(),
+            input_parties=expected,
+            min_parties=min_parties,
+            allow_partial_run=min_parties < len(expected),
+            deadline=_deadline(config.deadline),
+            output_parties=config.output_parties,
+            engine=config.engine,
+            compute_config=config.compute_config,
+            registration="open" if config.external_parties else "operator",
+            approval="on_confirm",
+        )
+        try:
+            record, _ = await self.coordinator.create(
+                request,
+                self._operator,
+                collaboration_id=cid,
+                internal_outputs=[CHAIN_OUTPUT_PARTY],
+            )
+        except Exception:
+            existing = await self.coordinator.store.get(cid)
+            if existing is None:
+                raise
+            return existing
+        log.info("chain collaboration created", collaboration_id=cid, chain=config.name)
+        return record
+
+    async def _upload(self, record: CollaborationRecord, party_id: str, rows: ThreadRows) -> None:
+        cid = record.id
+        registration = await self.coordinator.register_input(cid, party_id, self._operator)
+        if not registration.created:
+            if registration.party.confirmed_at is not None:
+                return  # uploaded before a restart
+            # Registered before a restart, token lost: register again for a new one.
+            await self.coordinator.unregister_input(cid, party_id, self._operator)
+            registration = await self.coordinator.register_input(cid, party_id, self._operator)
+        token = registration.token
+        grant = await node_token(self.coordinator, cid, Role.INPUT, party_id, token)
+        plan = registration.plan
+        found = self._engine(record).binding(record.definition)
+        prepared = prepare_upload(found, rows.columns, int(plan["m"]), int(plan["t"]))
+        secret_id = str(uuid.uuid4())
+        nodes = sorted(grant["nodes"], key=lambda n: int(n["index"]))
+        clients = [NodeClient(self.http, str(n["url"]), int(n["index"])) for n in nodes]
+        await asyncio.gather(
+            *(
+                client.upload(grant["token"], secret_id, cid, party_id, vector.to_json())
+                for client, vector in zip(clients, prepared.vectors, strict=True)
+            )
+        )
+        await self.coordinator.confirm_upload(
+            cid,
+            party_id,
+            token,
+            secret_ids=[secret_id],
+            rows=prepared.rows,
+            program_sha256=record.definition.program.sha256,
+        )
+
+    def _engine(self, record: CollaborationRecord) -> MpycEngine:
+        engine = self.coordinator.engines.get(record.definition.engine)
+        if not isinstance(engine, MpycEngine):
+            raise ProcessingError(f"engine '{record.definition.engine}' is not available")
+        return engine
+
+    # -- results ---------------------------------------------------------------------------
+
+    async def _ended(self, cid: str) -> CollaborationRecord:
+        record = await self.coordinator.require(cid)
+        deadline = record.definition.deadline or time.time()
+        timeout = max(0.0, deadline - time.time()) + self.run_allowance
+        record = await self.coordinator.wait_ended(cid, timeout)
+        if record.state is CollabState.DONE:
+            return record
+        if record.state in (CollabState.FAILED, CollabState.EXPIRED):
+            raise ProcessingError(f"collaboration {record.state.value}: {record.error}")
+        raise ProcessingError(f"no result within {timeout:.0f} s (collaboration {record.state})")
+
+    async def _result(self, record: CollaborationRecord, computation: Computation) -> Any:
+        engine = self._engine(record)
+        found = engine.binding(record.definition)
+        grant = engine.grant(record.id, Role.OUTPUT, CHAIN_OUTPUT_PARTY)
+        nodes = sorted(grant["nodes"], key=lambda n: int(n["index"]))
+        clients = [NodeClient(self.http, str(n["url"]), int(n["index"])) for n in nodes]
+        (result_id,) = record.result_ids or [""]
+        answers = await asyncio.gather(
+            *(c.result(grant["token"], result_id) for c in clients), return_exceptions=True
+        )
+        vectors = [ShareVector.from_json(a["results"][0]) for a in answers if isinstance(a, dict)]
+        needed = vectors[0].t + 1 if vectors else len(clients) // 2 + 1
+        if len(vectors) < needed:
+            raise ProcessingError(f"{len(vectors)} of {len(clients)} nodes gave result shares")
+        try:
+            result = found.bound.reconstruct(vectors)
+        except GroupTooSmall as exc:
+            return {"withheld": exc.message}
+        return computation_value(computation, result.names, list(result.values))
+
+
+def _deadline(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
