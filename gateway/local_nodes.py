@@ -42,6 +42,7 @@ class LocalNodes:
         retain_shares: bool = False,
         ssl_dir: Path | None = None,
         python: str = sys.executable,
+        log_dir: Path | None = None,
     ) -> None:
         self.count = count
         self.data_dir = data_dir
@@ -51,6 +52,7 @@ class LocalNodes:
         self.retain_shares = retain_shares
         self.ssl_dir = ssl_dir
         self.python = python
+        self.log_dir = log_dir  # None: the nodes log to this process's stdout/stderr
         ports = free_ports(2 * count)
         self.http_ports, self.mpc_ports = ports[:count], ports[count:]
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -119,10 +121,23 @@ class LocalNodes:
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         env = {**os.environ, "PTX_NODE_TOKEN_SECRET": self.token_secret}
+        output = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = (self.log_dir / f"node{index}.log").open("ab")
         # Its own process group: stopping a node also stops the MPyC party it runs.
-        return subprocess.Popen(
-            self.argv(index), env=env, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+        try:
+            return subprocess.Popen(
+                self.argv(index),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT if output is not None else None,
+                start_new_session=True,
+            )
+        finally:
+            if output is not None:
+                output.close()  # the child keeps its own descriptor
 
     def kill_node(self, index: int) -> None:
         """Kill node ``index`` and its party process at once (SIGKILL to its group)."""
