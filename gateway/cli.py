@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.node_cli import add_commands
 
     add_commands(commands)  # node, client upload, client result
+
+    from gateway.jobs_cli import add_commands as add_job_commands
+
+    add_job_commands(commands, _settings)  # jobs list, jobs show, jobs retry
     return parser
 
 

@@ -3,6 +3,11 @@
 States (DESIGN.md): ``received -> shared -> computing -> result_ready -> resuming ->
 resumed``; ``completed`` for a final node or a synchronous (adapter-mode) answer;
 ``failed`` with a reason; ``held`` for an operator to retry. Transitions are pure.
+
+A retry (:func:`retry_target`, ``ptx-chain-node jobs retry``) sends a ``held`` or
+``failed`` job back to where it can run again: ``received`` while it still has its
+payload, ``result_ready`` when it has a result, else (``held`` only) ``computing``, to
+wait again for the collaborations its shares went to.
 """
 
 from __future__ import annotations
@@ -58,7 +63,9 @@ _ALLOWED: dict[JobState, frozenset[JobState]] = {
     JobState.RESUMING: frozenset(
         {JobState.RESUMING, JobState.RESUMED, JobState.FAILED, JobState.HELD}
     ),
-    JobState.HELD: frozenset({JobState.RECEIVED, JobState.RESULT_READY, JobState.FAILED}),
+    JobState.HELD: frozenset(
+        {JobState.RECEIVED, JobState.COMPUTING, JobState.RESULT_READY, JobState.FAILED}
+    ),
     JobState.RESUMED: frozenset(),
     JobState.COMPLETED: frozenset(),
     JobState.FAILED: frozenset({JobState.RECEIVED, JobState.RESULT_READY}),
@@ -74,6 +81,32 @@ def transition(current: JobState, target: JobState) -> JobState:
     if target not in _ALLOWED[current]:
         raise InvalidTransition(f"job cannot go from {current} to {target}")
     return target
+
+
+class NotRetryable(InvalidTransition):
+    """A job a retry cannot send anywhere (wrong state, or nothing left to run from)."""
+
+
+def retry_target(state: JobState, *, has_payload: bool, has_result: bool) -> JobState:
+    """Where a retry sends a ``held`` or ``failed`` job, or raise :class:`NotRetryable`.
+
+    A result is never recomputed: a job with one goes back to ``result_ready`` (resume
+    again). Otherwise a job with its payload starts over from ``received`` (the ``mpc``
+    processor then uses fresh collaborations). A held job without either was held after
+    its shares were uploaded: it waits again (``computing``) for its collaborations. A
+    failed job without either has nothing left to run from.
+    """
+    if state not in (JobState.HELD, JobState.FAILED):
+        raise NotRetryable(f"a {state.value} job cannot be retried (only held or failed)")
+    if has_result:
+        target = JobState.RESULT_READY
+    elif has_payload:
+        target = JobState.RECEIVED
+    elif state == JobState.HELD:
+        target = JobState.COMPUTING
+    else:
+        raise NotRetryable("the failed job has neither its payload nor a result to retry from")
+    return transition(state, target)
 
 
 def after_result(context: ChainContext, mode: Literal["async", "sync"]) -> JobState:
@@ -115,6 +148,7 @@ class Job(BaseModel):
     payload: ChainPayload | None = None
     result: JobResult | None = None
     attempts: int = 0
+    retries: int = 0
     last_error: str | None = None
     created_at: float
     updated_at: float
@@ -133,6 +167,7 @@ class Job(BaseModel):
             "targetId": self.context.target_id,
             "final": self.context.is_final,
             "attempts": self.attempts,
+            "retries": self.retries,
             "lastError": self.last_error,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,

@@ -60,6 +60,7 @@ class JobSummary(BaseModel):
     target_id: str = Field(alias="targetId")
     final: bool
     attempts: int
+    retries: int = Field(0, description="times an operator sent the job back to received")
     last_error: str | None = Field(alias="lastError")
     created_at: float = Field(alias="createdAt")
     updated_at: float = Field(alias="updatedAt")

@@ -14,7 +14,9 @@ For a job of a configured chain (:class:`~.matching.ChainMatcher`):
    nodes, reconstructs and shapes the resume ``data`` and ``params``.
 
 A job taken over in ``shared``/``computing`` (after a crash) goes straight to step 3: the
-collaboration ids derive from (configuration, chainId, computation). Failures after the
+collaboration ids derive from (configuration, chainId, computation, retry number). A job
+an operator retried from ``received`` (``jobs retry``, its payload kept while held) gets
+fresh collaborations: the failed or expired ones cannot run again. Failures after the
 ACK follow ``on_failure``: fail the job, hold it for an operator, or resume the chain with
 an explicit error object. Plaintext is never logged.
 """
@@ -59,9 +61,17 @@ _NAMESPACE = uuid.UUID("5b0e7c1e-3f0a-4c59-9d1c-6d1f3c0a9e21")
 Inputs = list[tuple[PartyThread, ThreadRows]]
 
 
-def collaboration_id(config: ChainConfig, chain_id: str, computation: Computation) -> str:
-    """The collaboration of a computation of a chain: the same inputs give the same id."""
-    return str(uuid.uuid5(_NAMESPACE, f"{config.name}\n{chain_id}\n{computation.name}"))
+def collaboration_id(
+    config: ChainConfig, chain_id: str, computation: Computation, retry: int = 0
+) -> str:
+    """The collaboration of a computation of a chain: the same inputs give the same id.
+
+    ``retry`` is the job's retry number (``Job.retries``); 0 keeps the original id.
+    """
+    name = f"{config.name}\n{chain_id}\n{computation.name}"
+    if retry:
+        name += f"\nretry {retry}"
+    return str(uuid.uuid5(_NAMESPACE, name))
 
 
 def chain_inputs(config: ChainConfig, payload: ChainPayload) -> Inputs:
@@ -130,7 +140,7 @@ class MpcProcessor:
                 raise ProcessingError("job has no payload")
             inputs = chain_inputs(config, job.payload)
             for computation in config.computations:
-                record = await self._collaboration(config, computation, chain_id, inputs)
+                record = await self._collaboration(config, computation, job, inputs)
                 if record.state in ACCEPTING:
                     for party_thread, rows in inputs:
                         await self._upload(record, party_thread.party.id, rows)
@@ -140,7 +150,7 @@ class MpcProcessor:
         collaborations: dict[str, str] = {}
         parties: dict[str, int | None] = {}
         for computation in config.computations:
-            cid = collaboration_id(config, chain_id, computation)
+            cid = collaboration_id(config, chain_id, computation, job.retries)
             collaborations[computation.name] = cid
             record = await self._ended(cid)
             results[computation.name] = await self._result(record, computation)
@@ -152,9 +162,9 @@ class MpcProcessor:
     # -- collaborations and uploads --------------------------------------------------------
 
     async def _collaboration(
-        self, config: ChainConfig, computation: Computation, chain_id: str, inputs: Inputs
+        self, config: ChainConfig, computation: Computation, job: Job, inputs: Inputs
     ) -> CollaborationRecord:
-        cid = collaboration_id(config, chain_id, computation)
+        cid = collaboration_id(config, job.context.chain_id, computation, job.retries)
         existing = await self.coordinator.store.get(cid)
         if existing is not None:
             return existing

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from ptx_chain_node.chain import ChainContext
-from ptx_chain_node.job import Job, JobResult, JobState
+from ptx_chain_node.job import Job, JobResult, JobState, NotRetryable, retry_target
 from ptx_chain_node.payload import ChainPayload
 from ptx_chain_node.store.database import Database
 from ptx_chain_node.store.schema import jobs
@@ -71,6 +71,7 @@ def _row_to_job(row: RowMapping) -> Job:
         payload=ChainPayload.model_validate_json(payload) if payload else None,
         result=JobResult.model_validate_json(result) if result else None,
         attempts=row["attempts"],
+        retries=row["retries"],
         last_error=row["last_error"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
@@ -259,17 +260,69 @@ class JobStore:
     async def finish(
         self, job_id: str, owner: str | None, state: JobState, *, error: str | None = None
     ) -> bool:
-        """Move a job to a terminal (or held) state, drop its payload, release the lease."""
+        """Move a job to a terminal (or held) state and release the lease.
+
+        The payload is dropped, except for ``held``: a job held before its plaintext was
+        dropped (``shared``) keeps it for :meth:`retry` until it is retried (and processed)
+        or failed.
+        """
         values: dict[str, Any] = {
             "state": state.value,
             "lease_owner": None,
             "lease_until": None,
-            "payload": None,
             "finished_at": time.time(),
         }
+        if state != JobState.HELD:
+            values["payload"] = None
         if error is not None:
             values["last_error"] = error
         return await self._update(job_id, owner, **values)
+
+    async def retry(self, job_id: str) -> Job | None:
+        """Send a ``held`` or ``failed`` job back to where it can run (:func:`retry_target`).
+
+        Clears the lease, the last error and the finish time; makes the job due now; a
+        return to ``result_ready`` restarts the resume deadline; a return to ``received``
+        counts a retry. None for an unknown id; :class:`~ptx_chain_node.job.NotRetryable`
+        when the job cannot be retried (or changed state meanwhile).
+        """
+        now = time.time()
+        probe = select(
+            jobs.c.state,
+            jobs.c.payload.is_not(None).label("has_payload"),
+            jobs.c.result.is_not(None).label("has_result"),
+        ).where(jobs.c.id == job_id)
+        async with self.database.engine.begin() as conn:
+            row = (await conn.execute(probe.with_for_update())).mappings().first()
+            if row is None:
+                return None
+            current = JobState(row["state"])
+            target = retry_target(
+                current, has_payload=bool(row["has_payload"]), has_result=bool(row["has_result"])
+            )
+            values: dict[str, Any] = {
+                "state": target.value,
+                "lease_owner": None,
+                "lease_until": None,
+                "last_error": None,
+                "finished_at": None,
+                "not_before": now,
+                "updated_at": now,
+            }
+            if target == JobState.RESULT_READY:
+                values["resume_started_at"] = None
+            if target == JobState.RECEIVED:
+                values["retries"] = jobs.c.retries + 1
+            statement = (
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.state == current.value)
+                .values(**values)
+                .returning(*_SUMMARY_COLUMNS)
+            )
+            updated = (await conn.execute(statement)).mappings().first()
+        if updated is None:
+            raise NotRetryable(f"job {job_id} changed state during the retry")
+        return _row_to_job(updated)
 
     async def release(self, job_id: str, owner: str, *, not_before: float | None = None) -> bool:
         """Give a job back without changing its state (e.g. shutting down)."""

@@ -17,6 +17,9 @@ jobs = Table(
     Column("payload", Text, nullable=True),
     Column("result", Text, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
+    # Times an operator sent the job back to ``received`` (the mpc processor's fresh
+    # collaborations derive from it).
+    Column("retries", Integer, nullable=False, server_default="0"),
     Column("last_error", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
