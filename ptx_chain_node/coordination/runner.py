@@ -109,6 +109,21 @@ class RunSupervisor:
             if p.confirmed_at is not None and p.approved_sha256 == program
         ]
 
+    async def _start(self, engine: Engine, record: CollaborationRecord, run_id: str) -> bool:
+        """Hand the run to the engine; refuse (fail the run) below the minimum of parties.
+
+        The state machine never starts a run below the minimum; this guards the hand-over
+        itself (e.g. a party withdrew between the start and a restarted run).
+        """
+        inputs = await self._inputs(record)
+        needed = record.definition.min_parties
+        if len(inputs) < needed:
+            error = f"only {len(inputs)} approved inputs; the collaboration needs {needed}"
+            await self._end(record, run_id, CollabState.FAILED, error=error)
+            return False
+        await engine.run(run_id, record.definition, inputs)
+        return True
+
     async def _end(
         self,
         record: CollaborationRecord,
@@ -148,7 +163,8 @@ class RunSupervisor:
         started = record.run_started_at or time.time()
         try:
             if fresh:
-                await engine.run(run_id, record.definition, await self._inputs(record))
+                if not await self._start(engine, record, run_id):
+                    return
             elif await engine.status(run_id) is None:
                 # The engine forgot the run (it restarted): start again or give up.
                 if record.run_attempts >= self.policy.max_attempts:
@@ -160,7 +176,8 @@ class RunSupervisor:
                     return
                 bound.info("run lost; starting again", new_run_id=new_run_id)
                 run_id, started = new_run_id, time.time()
-                await engine.run(run_id, record.definition, await self._inputs(record))
+                if not await self._start(engine, record, run_id):
+                    return
             await self._watch(record, run_id, engine, started)
         except asyncio.CancelledError:
             raise

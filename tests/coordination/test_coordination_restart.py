@@ -76,25 +76,32 @@ async def test_a_run_left_by_a_crash_is_restarted_or_failed(
     async with running(sqlite_url, engine, max_run_attempts=2) as h:
         cid = (await h.create())["id"]
         stuck = (await h.create())["id"]
-        for collab in (cid, stuck):
+        unapproved = (await h.create())["id"]
+        for collab in (cid, stuck, unapproved):
             for pid in "abc":
                 await h.register(collab, pid)
         # What a crash right after "ready -> running" leaves: a run the engine never saw,
         # leased to a process that no longer exists.
-        for collab in (cid, stuck):
+        for collab in (cid, stuck, unapproved):
+            record = await h.coordinator.require(collab)
+            approve = None if collab == unapproved else record.definition.program.sha256
             for pid in "abc":
                 ids = [engine.share([2]), engine.share([3])]
-                await h.coordinator.store.confirm_upload(collab, pid, ids, 1, approve=None)
+                await h.coordinator.store.confirm_upload(collab, pid, ids, 1, approve=approve)
             await h.coordinator.store.transition(collab, [CollabState.OPEN], CollabState.READY)
             assert await h.coordinator.store.start_run(collab, f"run-{collab}", "dead-owner", 3600)
         # The second one already used its attempts.
         await h.coordinator.store.restart_run(stuck, f"run-{stuck}", f"run2-{stuck}", "dead-owner")
     async with running(sqlite_url, engine, max_run_attempts=2) as h:
         await h.coordinator.idle()
-        # No approvals were recorded (on_confirm applies only through confirm_upload),
-        # so the restarted run has no inputs: the program still runs on nothing.
         restarted = await h.coordinator.require(cid)
         assert restarted.state is CollabState.DONE and restarted.run_attempts == 2
+        ids = restarted.result_ids or []
+        assert [engine.open(i)[0] for i in ids] == [3 * 2, 3 * 3]
+        # Without approvals the restarted run would have no inputs: it is refused, not run.
+        refused = await h.coordinator.require(unapproved)
+        assert refused.state is CollabState.FAILED
+        assert refused.error == "only 0 approved inputs; the collaboration needs 3"
         failed = await h.coordinator.require(stuck)
         assert failed.state is CollabState.FAILED and failed.error == "run lost"
         [notification] = await h.coordinator.outbox.for_collaboration(stuck)
