@@ -4,7 +4,9 @@
 node; the token secret shared with the coordinator comes from ``--token-secret-file``, the
 environment variable ``PTX_NODE_TOKEN_SECRET`` or ``--token-secret`` (visible in ``ps``).
 
-``ptx-chain-node client upload|result`` are an input and an output party's client.
+``ptx-chain-node client upload|result`` are an input and an output party's client;
+``ptx-chain-node client serve`` runs a party's upstream-compatible client service
+(:mod:`gateway.client_service`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 NODE_SECRET_ENV = "PTX_NODE_TOKEN_SECRET"  # noqa: S105 - the variable's name
+PARTY_TOKEN_ENV = "PTX_PARTY_TOKEN"  # noqa: S105 - the variable's name
+NOTIFY_SECRET_ENV = "PTX_NOTIFY_SECRET"  # noqa: S105 - the variable's name
 
 
 def _secret(args: argparse.Namespace) -> str:
@@ -134,6 +138,49 @@ def cmd_client_result(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_client_serve(args: argparse.Namespace) -> int:
+    import httpx
+    import uvicorn
+
+    from gateway.client_service import create_client_service_app
+    from ptx_chain_node import logs
+    from ptx_chain_node.mpc.client_service import ClientService
+
+    token = args.token or os.environ.get(PARTY_TOKEN_ENV)
+    if not token:
+        print(f"client serve: --token or ${PARTY_TOKEN_ENV} is required", file=sys.stderr)
+        return 2
+    logs.configure(args.log_level, json=True)
+    service = ClientService(
+        httpx.AsyncClient(timeout=args.timeout),
+        args.coordinator,
+        args.party,
+        token,
+        notify_secret=args.notify_secret or os.environ.get(NOTIFY_SECRET_ENV) or None,
+        approve=args.approve,
+        timeout=args.timeout,
+    )
+    app = create_client_service_app(service)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def _add_serve(actions: Any) -> None:
+    serve = actions.add_parser("serve", help="run this party's upstream-compatible client service")
+    serve.add_argument("--coordinator", required=True, help="coordinator base URL")
+    serve.add_argument("--party", required=True, help="the party id this service acts for")
+    serve.add_argument("--token", help=f"the party's coordinator token (or ${PARTY_TOKEN_ENV})")
+    serve.add_argument(
+        "--notify-secret", help=f"verify notifications' HMAC (or ${NOTIFY_SECRET_ENV})"
+    )
+    serve.add_argument("--approve", action="store_true", help="approve the program on upload")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8090)
+    serve.add_argument("--timeout", type=float, default=60.0)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(handler=cmd_client_serve)
+
+
 def add_commands(commands: Any) -> None:
     """Add ``node`` and ``client`` to the ``ptx-chain-node`` sub-commands."""
     node = commands.add_parser("node", help="run one MPyC compute node")
@@ -180,3 +227,4 @@ def add_commands(commands: Any) -> None:
             action.set_defaults(handler=cmd_client_upload)
         else:
             action.set_defaults(handler=cmd_client_result)
+    _add_serve(actions)
