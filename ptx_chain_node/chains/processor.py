@@ -8,7 +8,10 @@ For a job of a configured chain (:class:`~.matching.ChainMatcher`):
    (configuration, chainId) in this process's coordinator, register every thread as an
    input party, pre-aggregate and share its rows, upload share ``i`` to node ``i`` and
    confirm (approving the program by its hash). The job goes ``shared`` (its stored
-   plaintext is dropped), then ``computing``.
+   plaintext is dropped), then ``computing``. A thread *by reference*
+   (:mod:`.references`) is not shared: its party's own client uploaded and confirmed in
+   the collaborations created ahead by :meth:`MpcProcessor.register_reference`; the
+   processor checks that upload's secret ids and row count.
 3. Wait (woken by the coordinator, no busy polling) until each collaboration ended; the
    gateway is the in-process output party ``chain``: it reads the result shares from the
    nodes, reconstructs and shapes the resume ``data`` and ``params``.
@@ -36,6 +39,7 @@ from ptx_chain_node.chain import ChainContext
 from ptx_chain_node.chains.config import CHAIN_OUTPUT_PARTY, ChainConfig, Computation
 from ptx_chain_node.chains.matching import ChainMatcher
 from ptx_chain_node.chains.records import ThreadRows, typed_rows
+from ptx_chain_node.chains.references import Reference, is_reference, parse_reference
 from ptx_chain_node.chains.shaping import computation_value, failure, shape
 from ptx_chain_node.chains.threads import PartyThread, assign
 from ptx_chain_node.coordination.collaboration import CollaborationRequest, ExpectedParty
@@ -58,7 +62,7 @@ log = structlog.get_logger(__name__)
 
 _NAMESPACE = uuid.UUID("5b0e7c1e-3f0a-4c59-9d1c-6d1f3c0a9e21")
 
-Inputs = list[tuple[PartyThread, ThreadRows]]
+Inputs = list[tuple[PartyThread, ThreadRows | Reference]]
 
 
 def collaboration_id(
@@ -79,9 +83,15 @@ def chain_inputs(config: ChainConfig, payload: ChainPayload) -> Inputs:
     bound, problems = assign(config, threads(payload))
     inputs: Inputs = []
     for party_thread in bound:
-        rows, found = typed_rows(config.input, party_thread.thread.data, party_thread.where)
+        data = party_thread.thread.data
+        given: ThreadRows | Reference | None
+        if is_reference(data):
+            given, found = parse_reference(config, data, party_thread.where)
+        else:
+            given, found = typed_rows(config.input, data, party_thread.where)
         problems += found
-        inputs.append((party_thread, rows))
+        if given is not None:
+            inputs.append((party_thread, given))
     expected = len(inputs) + len(config.external_parties)
     if config.min_parties is not None and expected < config.min_parties:
         problems.append(
@@ -139,11 +149,20 @@ class MpcProcessor:
             if job.payload is None:
                 raise ProcessingError("job has no payload")
             inputs = chain_inputs(config, job.payload)
+            expected = [
+                ExpectedParty(id=pt.party.id, identity=pt.party.identity or pt.party.id)
+                for pt, _ in inputs
+            ]
             for computation in config.computations:
-                record = await self._collaboration(config, computation, job, inputs)
-                if record.state in ACCEPTING:
-                    for party_thread, rows in inputs:
-                        await self._upload(record, party_thread.party.id, rows)
+                record = await self._collaboration(
+                    config, computation, chain_id, job.retries, expected
+                )
+                for party_thread, given in inputs:
+                    if isinstance(given, Reference):
+                        await self._referenced(record, party_thread.party.id, computation, given)
+                for party_thread, given in inputs:
+                    if isinstance(given, ThreadRows) and record.state in ACCEPTING:
+                        await self._upload(record, party_thread.party.id, given)
             await progress(JobState.SHARED)  # the stored plaintext is dropped here
         await progress(JobState.COMPUTING)
         results: dict[str, Any] = {}
@@ -161,17 +180,69 @@ class MpcProcessor:
 
     # -- collaborations and uploads --------------------------------------------------------
 
+    async def register_reference(
+        self, config: ChainConfig, chain_id: str, party_id: str, retry: int = 0
+    ) -> dict[str, dict[str, str]]:
+        """Register ``party_id`` ahead of its chain, to upload with its own client.
+
+        Creates (or finds) the collaboration of each computation of ``config`` for
+        ``chain_id`` (expected parties: every configured party) and registers the party in
+        each, as the operator. Returns ``{computation: {collaboration_id, token}}``: the
+        party's own tokens, for ``ptx-chain-node client upload``. Asking again before the
+        party confirmed issues new tokens (the old ones stop working); after, it is a 409.
+        """
+        parties = {p.id: p for p in config.parties}
+        origin = config.origin_party()
+        parties.setdefault(origin.id, origin)
+        if party_id not in parties:
+            message = f"'{party_id}' is not a thread party of chain '{config.name}'"
+            raise PtxError(message, 422, [Problem("party_id", message)])
+        expected = [ExpectedParty(id=p.id, identity=p.identity or p.id) for p in parties.values()]
+        answer: dict[str, dict[str, str]] = {}
+        for computation in config.computations:
+            record = await self._collaboration(config, computation, chain_id, retry, expected)
+            cid = record.id
+            registration = await self.coordinator.register_input(cid, party_id, self._operator)
+            if not registration.created:
+                if registration.party.confirmed_at is not None:
+                    message = f"'{party_id}' already uploaded to collaboration {cid}"
+                    raise PtxError(message, 409, [Problem("party_id", message)])
+                await self.coordinator.unregister_input(cid, party_id, self._operator)
+                registration = await self.coordinator.register_input(cid, party_id, self._operator)
+            assert registration.token is not None
+            answer[computation.name] = {"collaboration_id": cid, "token": registration.token}
+        return answer
+
+    async def _referenced(
+        self,
+        record: CollaborationRecord,
+        party_id: str,
+        computation: Computation,
+        reference: Reference,
+    ) -> None:
+        """Check that a thread by reference names its party's confirmed upload exactly."""
+        party = await self.coordinator.store.party(record.id, Role.INPUT, party_id)
+        where = f"input party '{party_id}', computation '{computation.name}'"
+        if party is None or party.confirmed_at is None:
+            raise ProcessingError(f"{where}: no confirmed upload to refer to")
+        if party.secret_ids != reference.secret_ids[computation.name] or party.rows != (
+            reference.rows
+        ):
+            raise ProcessingError(f"{where}: the reference is not the confirmed upload")
+
     async def _collaboration(
-        self, config: ChainConfig, computation: Computation, job: Job, inputs: Inputs
+        self,
+        config: ChainConfig,
+        computation: Computation,
+        chain_id: str,
+        retry: int,
+        parties: list[ExpectedParty],
     ) -> CollaborationRecord:
-        cid = collaboration_id(config, job.context.chain_id, computation, job.retries)
+        cid = collaboration_id(config, chain_id, computation, retry)
         existing = await self.coordinator.store.get(cid)
         if existing is not None:
             return existing
-        expected = [
-            ExpectedParty(id=pt.party.id, identity=pt.party.identity or pt.party.id)
-            for pt, _ in inputs
-        ] + list(config.external_parties)
+        expected = parties + list(config.external_parties)
         min_parties = min(config.min_parties or len(expected), len(expected))
         request = CollaborationRequest(
             name=f"{config.name}/{computation.name}",
