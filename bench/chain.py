@@ -123,13 +123,12 @@ async def run_chain(data: dict[str, np.ndarray], tmp: Path) -> dict[str, Any]:
     import httpx
 
     from gateway.app import create_app
-    from gateway.demo import local_nodes
+    from gateway.demo import additional_sources, local_nodes
     from gateway.settings import Settings
     from ptx_chain_node.testing import (
         ChainSpec,
         ChainStep,
         DataSource,
-        Participant,
         PDCConfig,
         Representation,
         SimulatedPDC,
@@ -172,18 +171,7 @@ async def run_chain(data: dict[str, np.ndarray], tmp: Path) -> dict[str, Any]:
         )
         app = create_app(settings, configure_logging=False)
         gateway = await stack.enter_async_context(serve(app))
-        extra = [
-            DataSource(
-                offering=f"{CATALOG}/dataresources/{name}",
-                url=pdcs["additional"].serve_data(name, rows[name]),
-                participant=Participant(
-                    name=name,
-                    id=f"participant-{name}",
-                    connector_url=pdcs["additional"].base_url + "/",
-                ),
-            )
-            for name in PROVIDERS[1:]
-        ]
+        extra = additional_sources(pdcs["additional"], rows, list(PROVIDERS[1:]), CATALOG)
         spec = ChainSpec(
             source=DataSource(
                 offering=f"{CATALOG}/dataresources/provider",

@@ -144,6 +144,22 @@ async def local_nodes(data_dir: Path) -> AsyncIterator[LocalNodes]:
         await asyncio.to_thread(nodes.stop)
 
 
+def additional_sources(
+    pdc: SimulatedPDC, datasets: dict[str, Any], names: list[str], catalog: str
+) -> list[DataSource]:
+    """Pre-chain sources served by ``pdc``: one per provider in ``names``."""
+    return [
+        DataSource(
+            offering=f"{catalog}/dataresources/{name}",
+            url=pdc.serve_data(name, datasets[name]),
+            participant=Participant(
+                name=name, id=f"participant-{name}", connector_url=pdc.base_url + "/"
+            ),
+        )
+        for name in names
+    ]
+
+
 async def run_demo(progress: Callable[[str, str], None], timeout: float = 60.0) -> dict[str, Any]:
     """Run the chain; return result, plaintext check, match and what the consumer got."""
     datasets = {name: load_rows(name) for name in PROVIDERS}
@@ -191,18 +207,7 @@ async def run_demo(progress: Callable[[str, str], None], timeout: float = 60.0) 
                 url=pdcs["origin"].serve_data(PROVIDERS[0], datasets[PROVIDERS[0]]),
                 participant=Participant(name=PROVIDERS[0], id=f"participant-{PROVIDERS[0]}"),
             )
-            extra = [
-                DataSource(
-                    offering=f"{CATALOG}/dataresources/{name}",
-                    url=pdcs["additional"].serve_data(name, datasets[name]),
-                    participant=Participant(
-                        name=name,
-                        id=f"participant-{name}",
-                        connector_url=pdcs["additional"].base_url + "/",
-                    ),
-                )
-                for name in PROVIDERS[1:]
-            ]
+            extra = additional_sources(pdcs["additional"], datasets, PROVIDERS[1:], CATALOG)
             spec = ChainSpec(
                 source=origin,
                 nodes=[
