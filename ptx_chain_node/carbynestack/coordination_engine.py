@@ -37,7 +37,6 @@ import asyncio
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -48,7 +47,8 @@ from ptx_chain_node.carbynestack.config import ComputeConfig, Provider
 from ptx_chain_node.carbynestack.coordination_programs import steps
 from ptx_chain_node.carbynestack.templates import render
 from ptx_chain_node.coordination.collaboration import Collaboration
-from ptx_chain_node.coordination.engine import PartyInput, RunPhase, RunStatus
+from ptx_chain_node.coordination.engine import PartyInput, RunStatus
+from ptx_chain_node.coordination.run_tasks import RunTasks
 from ptx_chain_node.errors import AuthError, Problem, ProtocolError, PtxError
 
 log = structlog.get_logger(__name__)
@@ -57,12 +57,6 @@ ENGINE_NAME = "carbynestack"
 #: Environment variable holding the engine's bearer token for every VCP.
 TOKEN_ENV = "PTX_CARBYNESTACK_TOKEN"  # noqa: S105 - the name of a variable
 _GAME_NAMESPACE = uuid.UUID("6f1c2b8e-4d0a-5e3b-9c71-2a8f0d4e6b15")
-
-
-@dataclass
-class _Run:
-    collaboration_id: str
-    task: asyncio.Task[list[str]]
 
 
 class CarbyneStackCoordinationEngine:
@@ -94,7 +88,7 @@ class CarbyneStackCoordinationEngine:
         self._owners: dict[str, str] = {}  # secret id -> collaboration id
         self._results: dict[str, list[str]] = {}  # collaboration id -> result secret ids
         self._configs: dict[str, ComputeConfig] = {}  # collaboration id -> its cloud
-        self._runs: dict[str, _Run] = {}
+        self._runs = RunTasks(_reason)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CarbyneStackCoordinationEngine:
@@ -170,37 +164,22 @@ class CarbyneStackCoordinationEngine:
         self, run_id: str, collaboration: Collaboration, inputs: Sequence[PartyInput]
     ) -> None:
         """Start the activations in the background (nothing new for a known ``run_id``)."""
-        if run_id in self._runs:
+        work = self._execute(run_id, collaboration, list(inputs))
+        if not self._runs.start(run_id, collaboration.id, work, _retrieve):
             return
-        task = asyncio.create_task(self._execute(run_id, collaboration, list(inputs)))
-        task.add_done_callback(_retrieve)
-        self._runs[run_id] = _Run(collaboration.id, task)
         log.info("carbynestack.run_started", collaboration_id=collaboration.id, run_id=run_id)
 
     async def status(self, run_id: str) -> RunStatus | None:
         """Running, done, or failed with the reason; None for a run this process never ran."""
-        run = self._runs.get(run_id)
-        if run is None:
-            return None
-        if not run.task.done():
-            return RunStatus(RunPhase.RUNNING)
-        if run.task.cancelled():
-            return RunStatus(RunPhase.FAILED, "run cancelled")
-        exc = run.task.exception()
-        if exc is not None:
-            return RunStatus(RunPhase.FAILED, _reason(exc))
-        return RunStatus(RunPhase.DONE)
+        return self._runs.status(run_id)
 
     async def fetch_result(self, run_id: str) -> list[str]:
         """The result secret ids (one per column), in the order of the selected columns."""
-        return self._runs[run_id].task.result()
+        return self._runs.result(run_id)
 
     async def delete(self, collaboration_id: str) -> None:
         """Cancel the collaboration's runs and delete its input and result secrets."""
-        for run_id, run in list(self._runs.items()):
-            if run.collaboration_id == collaboration_id:
-                run.task.cancel()
-                del self._runs[run_id]
+        self._runs.forget(collaboration_id)
         secrets = [s for s, owner in self._owners.items() if owner == collaboration_id]
         secrets += self._results.pop(collaboration_id, [])
         config = self._configs.pop(collaboration_id, None)
@@ -217,10 +196,7 @@ class CarbyneStackCoordinationEngine:
 
     async def close(self) -> None:
         """Cancel runs still going and close the HTTP clients."""
-        tasks = [run.task for run in self._runs.values() if not run.task.done()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._runs.cancel_all()
         for http in self._http.values():
             await http.aclose()
         self._http.clear()

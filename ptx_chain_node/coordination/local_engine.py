@@ -20,17 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ptx_chain_node.coordination.collaboration import Collaboration
-from ptx_chain_node.coordination.engine import PartyInput, RunPhase, RunStatus
+from ptx_chain_node.coordination.engine import PartyInput, RunStatus
+from ptx_chain_node.coordination.run_tasks import RunTasks
 from ptx_chain_node.errors import Problem, PtxError
 
 PRIME = 2**61 - 1
-
-
-@dataclass
-class _Run:
-    collaboration_id: str
-    task: asyncio.Task[list[str]]
-    error: str | None = None
 
 
 @dataclass
@@ -50,7 +44,7 @@ class LocalTestEngine:
     name: str = "local"
     runs_started: int = 0
     _secrets: dict[str, _Secret] = field(default_factory=dict)
-    _runs: dict[str, _Run] = field(default_factory=dict)
+    _runs: RunTasks = field(default_factory=RunTasks)
 
     # -- the client side ------------------------------------------------------------------
 
@@ -109,42 +103,24 @@ class LocalTestEngine:
     async def run(
         self, run_id: str, collaboration: Collaboration, inputs: Sequence[PartyInput]
     ) -> None:
-        if run_id in self._runs:
-            return
-        self.runs_started += 1
-        task = asyncio.create_task(self._compute(collaboration, list(inputs)))
-        self._runs[run_id] = _Run(collaboration.id, task)
+        if self._runs.start(run_id, collaboration.id, self._compute(collaboration, list(inputs))):
+            self.runs_started += 1
 
     async def status(self, run_id: str) -> RunStatus | None:
-        run = self._runs.get(run_id)
-        if run is None:
-            return None
-        if not run.task.done():
-            return RunStatus(RunPhase.RUNNING)
-        if run.task.cancelled():
-            return RunStatus(RunPhase.FAILED, "run cancelled")
-        exc = run.task.exception()
-        if exc is not None:
-            return RunStatus(RunPhase.FAILED, str(exc) or type(exc).__name__)
-        return RunStatus(RunPhase.DONE)
+        return self._runs.status(run_id)
 
     async def fetch_result(self, run_id: str) -> list[str]:
-        return self._runs[run_id].task.result()
+        return self._runs.result(run_id)
 
     async def delete(self, collaboration_id: str) -> None:
-        for run_id, run in list(self._runs.items()):
-            if run.collaboration_id == collaboration_id:
-                run.task.cancel()
-                del self._runs[run_id]
+        self._runs.forget(collaboration_id)
         for secret_id, secret in list(self._secrets.items()):
             if secret.owner == collaboration_id:
                 del self._secrets[secret_id]
 
     async def close(self) -> None:
         """Cancel runs still computing."""
-        for run in self._runs.values():
-            run.task.cancel()
-        await asyncio.gather(*(r.task for r in self._runs.values()), return_exceptions=True)
+        await self._runs.cancel_all()
 
     # -- computing ------------------------------------------------------------------------
 
