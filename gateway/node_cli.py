@@ -112,6 +112,7 @@ def cmd_client_upload(args: argparse.Namespace) -> int:
                 args.file,
                 approve=args.approve,
                 timeout=args.timeout,
+                secret_id=args.secret_id,
             )
         )
     except PtxError as exc:
@@ -223,6 +224,11 @@ def add_commands(commands: Any) -> None:
             action.add_argument("file", type=Path)
             action.add_argument(
                 "--approve", action="store_true", help="approve the program hash on upload"
+            )
+            action.add_argument(
+                "--secret-id",
+                help="upload under this id (default: a fresh one), e.g. one "
+                "already named in a chain thread by reference",
             )
             action.set_defaults(handler=cmd_client_upload)
         else:

@@ -9,9 +9,10 @@ For a job of a configured chain (:class:`~.matching.ChainMatcher`):
    input party, pre-aggregate and share its rows, upload share ``i`` to node ``i`` and
    confirm (approving the program by its hash). The job goes ``shared`` (its stored
    plaintext is dropped), then ``computing``. A thread *by reference*
-   (:mod:`.references`) is not shared: its party's own client uploaded and confirmed in
+   (:mod:`.references`) is not shared: its party's own client uploads and confirms in
    the collaborations created ahead by :meth:`MpcProcessor.register_reference`; the
-   processor checks that upload's secret ids and row count.
+   processor waits for that upload (woken by the coordinator) until the collaboration's
+   deadline and checks its secret ids and row count before sharing any thread's rows.
 3. Wait (woken by the coordinator, no busy polling) until each collaboration ended; the
    gateway is the in-process output party ``chain``: it reads the result shares from the
    nodes, reconstructs and shapes the resume ``data`` and ``params``.
@@ -153,13 +154,21 @@ class MpcProcessor:
                 ExpectedParty(id=pt.party.id, identity=pt.party.identity or pt.party.id)
                 for pt, _ in inputs
             ]
+            records: list[CollaborationRecord] = []
             for computation in config.computations:
                 record = await self._collaboration(
                     config, computation, chain_id, job.retries, expected
                 )
                 for party_thread, given in inputs:
                     if isinstance(given, Reference):
-                        await self._referenced(record, party_thread.party.id, computation, given)
+                        record = await self._referenced(
+                            record, party_thread.party.id, computation, given
+                        )
+                records.append(record)
+            # Rows are shared only once every reference holds: a failed reference never
+            # lets the other threads' data into a computation.
+            for record in records:
+                record = await self.coordinator.require(record.id)
                 for party_thread, given in inputs:
                     if isinstance(given, ThreadRows) and record.state in ACCEPTING:
                         await self._upload(record, party_thread.party.id, given)
@@ -219,16 +228,36 @@ class MpcProcessor:
         party_id: str,
         computation: Computation,
         reference: Reference,
-    ) -> None:
-        """Check that a thread by reference names its party's confirmed upload exactly."""
-        party = await self.coordinator.store.party(record.id, Role.INPUT, party_id)
+    ) -> CollaborationRecord:
+        """Wait for a thread by reference's upload; check the reference names it exactly.
+
+        An upload not yet confirmed is waited for (woken by the coordinator when an upload
+        is confirmed or the collaboration ends, no polling) until the collaboration's
+        deadline; a confirmed upload with other secret ids or rows fails at once.
+        """
         where = f"input party '{party_id}', computation '{computation.name}'"
+        party = await self.coordinator.store.party(record.id, Role.INPUT, party_id)
         if party is None or party.confirmed_at is None:
-            raise ProcessingError(f"{where}: no confirmed upload to refer to")
+            log.info("waiting for a referenced upload", collaboration_id=record.id, party=party_id)
+            deadline = record.definition.deadline or time.time()
+            record, party = await self.coordinator.wait_confirmed(
+                record.id, party_id, max(0.0, deadline - time.time())
+            )
+            if party is None and record.state in ACCEPTING:
+                record = await self.coordinator.advance(record.id)  # settle it at the deadline
+                party = await self.coordinator.store.party(record.id, Role.INPUT, party_id)
+            if party is None or party.confirmed_at is None:
+                raise ProcessingError(
+                    f"{where}: no confirmed upload by the collaboration's deadline"
+                    f" (collaboration {record.state.value})"
+                    if time.time() >= deadline
+                    else f"{where}: no confirmed upload (collaboration {record.state.value})"
+                )
         if party.secret_ids != reference.secret_ids[computation.name] or party.rows != (
             reference.rows
         ):
             raise ProcessingError(f"{where}: the reference is not the confirmed upload")
+        return record
 
     async def _collaboration(
         self,

@@ -10,12 +10,13 @@ The party is the thread's own (bound as for records: origin, or the additional t
 participant); a reference cannot name another party. Every configured computation must be
 named: each computation is its own collaboration and its secrets are bound to it. Before
 the chain reaches the gateway, the party's operator obtained a registration in each of the
-chain's collaborations (``MpcProcessor.register_reference``: the collaborations of the
-chainId are created ahead, their ids derived from (configuration, chainId, computation)),
-and the party uploaded with its own client (``ptx-chain-node client upload``, which shares,
-uploads and confirms). The processor then only checks that the party's confirmed upload in
-each collaboration has exactly these secret ids and this row count: no plaintext of that
-party passes through the gateway or its job store.
+chain's collaborations (``MpcProcessor.register_reference``, over HTTP ``POST
+/chains/{name}/parties``: the collaborations of the chainId are created ahead, their ids
+derived from (configuration, chainId, computation)), and the party uploads with its own
+client (``ptx-chain-node client upload``, which shares, uploads and confirms), before or
+after the chain step arrives. The processor waits for that confirmed upload until the
+collaboration's deadline and checks that it has exactly these secret ids and this row
+count: no plaintext of that party passes through the gateway or its job store.
 """
 
 from __future__ import annotations

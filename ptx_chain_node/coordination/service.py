@@ -99,6 +99,7 @@ class Coordinator:
             self.store, self.engines, self.policy.run, on_end=self._run_ended
         )
         self._ended = asyncio.Event()
+        self._changed = asyncio.Event()  # an upload confirmed or a collaboration ended
 
     # -- life cycle of the service ---------------------------------------------------------
 
@@ -136,6 +137,11 @@ class Coordinator:
     def _signal_end(self) -> None:
         event, self._ended = self._ended, asyncio.Event()
         event.set()
+        self._signal_change()
+
+    def _signal_change(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
 
     async def _run_ended(self) -> None:
         self._signal_end()
@@ -156,6 +162,28 @@ class Coordinator:
             remaining = deadline - time.monotonic()
             if record.state in TERMINAL or remaining <= 0:
                 return record
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(remaining, recheck))
+
+    async def wait_confirmed(
+        self, collaboration_id: str, party_id: str, timeout: float, *, recheck: float = 5.0
+    ) -> tuple[CollaborationRecord, PartyRecord | None]:
+        """An input party once its upload is confirmed, with the collaboration.
+
+        The party is None when the collaboration no longer accepts uploads without it, or
+        at ``timeout``. Woken when an upload is confirmed or a collaboration ends in this
+        process; the store is read again every ``recheck`` seconds for other processes.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self._changed
+            record = await self.require(collaboration_id)
+            party = await self.store.party(collaboration_id, Role.INPUT, party_id)
+            if party is not None and party.confirmed_at is not None:
+                return record, party
+            remaining = deadline - time.monotonic()
+            if record.state not in ACCEPTING or remaining <= 0:
+                return record, None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), min(remaining, recheck))
 
@@ -403,6 +431,7 @@ class Coordinator:
             require_accepting((await self.require(collaboration_id)).state)
             raise NotFoundError("no such input party", "path.party_id")
         log.info("upload confirmed", collaboration_id=collaboration_id, party=party_id)
+        self._signal_change()
         return await self.advance(collaboration_id), True
 
     @staticmethod

@@ -86,8 +86,13 @@ async def upload_columns(
     *,
     path: Path | None = None,
     approve: bool = False,
+    secret_id: str | None = None,
 ) -> dict[str, Any]:
-    """Validate, share, upload and confirm one party's rows (``columns`` or a file)."""
+    """Validate, share, upload and confirm one party's rows (``columns`` or a file).
+
+    ``secret_id`` is the id to upload under (default: a fresh one), e.g. one the party
+    already named in a chain thread by reference.
+    """
     collaboration = await coordinator.collaboration(collaboration_id)
     spec, found, sha256 = program_of(collaboration)
     if columns is None:
@@ -104,7 +109,7 @@ async def upload_columns(
     prepared = prepare_upload(found, columns, int(plan["m"]), int(plan["t"]))
     grant = await coordinator.node_token(collaboration_id, Role.INPUT, party_id)
     urls = _nodes(grant, plan)
-    secret_id = str(uuid.uuid4())
+    secret_id = secret_id or str(uuid.uuid4())
     nodes = [NodeClient(http, url, i) for i, url in enumerate(urls)]
     await asyncio.gather(
         *(
@@ -136,12 +141,19 @@ async def upload_file(
     *,
     approve: bool = False,
     timeout: float = 60.0,
+    secret_id: str | None = None,
 ) -> dict[str, Any]:
     """:func:`upload_columns` for a CSV or JSON file, with its own HTTP client."""
     async with httpx.AsyncClient(timeout=timeout) as http:
         coordinator = CoordinatorClient(http, coordinator_url, token, timeout)
         return await upload_columns(
-            coordinator, http, collaboration_id, party_id, path=path, approve=approve
+            coordinator,
+            http,
+            collaboration_id,
+            party_id,
+            path=path,
+            approve=approve,
+            secret_id=secret_id,
         )
 
 
