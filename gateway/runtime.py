@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,14 +10,20 @@ import httpx
 import structlog
 
 from gateway.settings import ResourceSettings, Settings
-from ptx_chain_node.chains.config import load_chain_file
+from ptx_chain_node.carbynestack.coordination_engine import ENGINE_NAME as CARBYNESTACK
+from ptx_chain_node.carbynestack.coordination_engine import TOKEN_ENV as CARBYNESTACK_TOKEN_ENV
+from ptx_chain_node.carbynestack.coordination_programs import HISTOGRAM_PROGRAM
+from ptx_chain_node.chains.carbynestack import CarbyneStackUploads
+from ptx_chain_node.chains.config import ChainFile, engine_problems, load_chain_file
 from ptx_chain_node.chains.contracts import ContractClient
 from ptx_chain_node.chains.matching import ChainMatcher
 from ptx_chain_node.chains.processor import MpcProcessor
+from ptx_chain_node.chains.uploads import EngineUploads, MpycUploads
 from ptx_chain_node.coordination.config import CoordinationService
+from ptx_chain_node.coordination.programs import BUILTIN_PROGRAMS, StaticProgramRegistry
 from ptx_chain_node.egress import AllowedHostsTransport
 from ptx_chain_node.errors import PtxError
-from ptx_chain_node.intake import AckLedger, JobIntake
+from ptx_chain_node.intake import AckLedger, intake_for
 from ptx_chain_node.metrics import Metrics
 from ptx_chain_node.mpc.engine import MpycEngine
 from ptx_chain_node.mpc.registry import CatalogueRegistry
@@ -30,6 +37,16 @@ log = structlog.get_logger(__name__)
 
 #: Built-in processors by name; ``mpc`` is built per resource from its chain file.
 BUILTIN_PROCESSORS: dict[str, Callable[[], Processor]] = {"summary": SummaryProcessor}
+
+
+def chain_engines(settings: Settings) -> set[str]:
+    """The engines chain configurations can use with these settings (``config check``)."""
+    engines = set()
+    if settings.mpyc.enabled and (settings.mpyc.nodes or settings.mpyc.local_nodes):
+        engines.add("mpyc")
+    if settings.coordination.enabled and CARBYNESTACK in settings.coordination.engines:
+        engines.add(CARBYNESTACK)
+    return engines
 
 
 class Runtime:
@@ -47,7 +64,7 @@ class Runtime:
         self.store = JobStore(self.database)
         self.metrics = Metrics()
         self.acks = AckLedger()
-        self.intake = JobIntake(self.store)
+        self.intake = intake_for(self.database, self.store)
         self.egress = AllowedHostsTransport([settings.pdc_url], transport)
         self.http = httpx.AsyncClient(transport=self.egress)
         self.pdc = PDCClient(settings.pdc_url, self.http, timeout=settings.resume.timeout)
@@ -57,14 +74,19 @@ class Runtime:
             settings.coordination,
             self.database,
             operator_token=operator.get_secret_value() if operator else None,
-            programs=CatalogueRegistry(),
+            programs=CatalogueRegistry(
+                StaticProgramRegistry([*BUILTIN_PROGRAMS, HISTOGRAM_PROGRAM])
+            ),
             transport=transport,
         )
         # The MPyC engine over the configured compute nodes (serve fills in local ones).
         self.nodes_http: httpx.AsyncClient | None = None
+        self.mpyc: MpycUploads | None = None
         if settings.mpyc.enabled and settings.mpyc.nodes:
             self.nodes_http = httpx.AsyncClient()
-            self.coordination.use_engine(MpycEngine.from_settings(settings.mpyc, self.nodes_http))
+            engine = MpycEngine.from_settings(settings.mpyc, self.nodes_http)
+            self.coordination.use_engine(engine)
+            self.mpyc = MpycUploads(engine, self.nodes_http)
         self._closing: list[httpx.AsyncClient] = []
         given = dict(processors or {})
         self._processors: dict[str, Processor] = {}
@@ -115,10 +137,12 @@ class Runtime:
         self, resource: ResourceSettings, transport: httpx.AsyncBaseTransport | None
     ) -> Processor:
         assert resource.chains is not None  # the settings require it
-        if self.nodes_http is None:
-            raise ValueError(f"resources[{resource.name}]: processor 'mpc' needs [mpyc] nodes")
         try:
             chains = load_chain_file(Path(resource.chains))
+            uploads = self._chain_uploads(chains)
+            problems = engine_problems(chains, uploads)
+            if problems:
+                raise PtxError("engines not configured", 400, problems)
         except PtxError as exc:
             details = "; ".join(f"{p.field}: {p.problem}" for p in exc.problems)
             raise ValueError(f"resources[{resource.name}].chains: {details}") from None
@@ -138,10 +162,26 @@ class Runtime:
         return MpcProcessor(
             ChainMatcher(chains, contracts),
             self.coordination.coordinator,
-            self.nodes_http,
+            uploads,
             operator_token=operator.get_secret_value() if operator else None,
             run_allowance=self.settings.mpyc.run_timeout + 60.0,
         )
+
+    def _chain_uploads(self, chains: ChainFile) -> dict[str, EngineUploads]:
+        """The upload and result path of each engine the chains can use here."""
+        uploads: dict[str, EngineUploads] = {}
+        if self.mpyc is not None:
+            uploads["mpyc"] = self.mpyc
+        used = [c for c in chains.chains if c.engine == CARBYNESTACK]
+        if used and CARBYNESTACK in self.coordination.engines:
+            # The gateway uploads its threads with the engine's VCP token; TLS checks are
+            # off only when a chain's compute config says noSslValidation.
+            insecure = any(c.compute_config.get("noSslValidation") is True for c in used)
+            http = httpx.AsyncClient(verify=not insecure)
+            self._closing.append(http)
+            token = os.environ.get(CARBYNESTACK_TOKEN_ENV, "")
+            uploads[CARBYNESTACK] = CarbyneStackUploads(http, token)
+        return uploads
 
     def processor_for(self, resource_name: str) -> Processor:
         return self._processors[resource_name]

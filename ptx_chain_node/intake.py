@@ -3,7 +3,9 @@
 Each delivery must be durable before its ACK. Committing one transaction per request
 costs one fsync per request; instead, requests that arrive together are written in one
 transaction (group commit) and each waits for the commit that holds its job. Under load
-this amortises the sync; alone, a request commits at once.
+this amortises the sync; alone, a request commits at once. A SQLite file gets its own
+writer thread (:mod:`ptx_chain_node.store.sqlite_intake`); PostgreSQL (or in-memory SQLite)
+goes through the async store (:class:`JobIntake`).
 """
 
 from __future__ import annotations
@@ -11,12 +13,33 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
+from ptx_chain_node.store.database import Database
 from ptx_chain_node.store.jobs import JobStore, NewJob
+from ptx_chain_node.store.sqlite_intake import SqliteJobIntake, sqlite_file
 
 log = structlog.get_logger(__name__)
+
+
+class Intake(Protocol):
+    """Durable job intake: :meth:`submit` returns only after the job's commit."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def submit(self, job: NewJob) -> None: ...
+
+
+def intake_for(database: Database, store: JobStore) -> Intake:
+    """The intake for a store: a writer thread on a SQLite file, else the async store."""
+    path = sqlite_file(database)
+    if path is not None:
+        return SqliteJobIntake(store, path)
+    return JobIntake(store)
 
 
 class JobIntake:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import RowMapping
 
 from ptx_chain_node.chain import ChainContext
 from ptx_chain_node.job import Job, JobResult, JobState, NotRetryable, retry_target
-from ptx_chain_node.payload import ChainPayload
+from ptx_chain_node.payload import ChainPayload, dump_payload, load_payload
 from ptx_chain_node.store.database import Database
 from ptx_chain_node.store.schema import jobs
 
@@ -48,13 +48,17 @@ _SUMMARY_COLUMNS = [c for c in jobs.c if c.name not in ("payload", "result")]
 
 @dataclass(frozen=True)
 class NewJob:
-    """A job to insert; ``payload`` is the body already reduced to what processing needs."""
+    """A job to insert; ``payload`` is the body already reduced to what processing needs.
+
+    ``payload`` may also be that already as its stored JSON text (:func:`dump_payload`): a
+    request can then let go of the parsed body before the insert's commit.
+    """
 
     id: str
     resource: str
     mode: str
     context: ChainContext
-    payload: ChainPayload
+    payload: ChainPayload | str
     not_before: float
     deadline: float | None = None
 
@@ -68,7 +72,7 @@ def _row_to_job(row: RowMapping) -> Job:
         mode=row["mode"],
         state=JobState(row["state"]),
         context=ChainContext.model_validate_json(row["context"]),
-        payload=ChainPayload.model_validate_json(payload) if payload else None,
+        payload=load_payload(payload) if payload else None,
         result=JobResult.model_validate_json(result) if result else None,
         attempts=row["attempts"],
         retries=row["retries"],
@@ -95,7 +99,9 @@ class JobStore:
         # Compiled once for this database's dialect and paramstyle; the intake's hot path
         # then hands plain tuples to the driver's executemany.
         compiled = statement.compile(dialect=database.engine.dialect)
-        self._insert_sql = str(compiled)
+        #: The batch insert in the driver's own SQL and paramstyle (``?`` on SQLite, which
+        #: the SQLite intake's own connection runs as well); parameters from :meth:`insert_rows`.
+        self.insert_sql = str(compiled)
         self._insert_order = [_INSERT_COLUMNS.index(name) for name in compiled.positiontup or ()]
 
     async def insert_many(self, new_jobs: Sequence[NewJob]) -> None:
@@ -107,6 +113,12 @@ class JobStore:
         """
         if not new_jobs:
             return
+        rows = self.insert_rows(new_jobs)
+        async with self.database.engine.begin() as conn:
+            await conn.exec_driver_sql(self.insert_sql, rows)
+
+    def insert_rows(self, new_jobs: Sequence[NewJob]) -> list[tuple[Any, ...]]:
+        """The parameters of :attr:`insert_sql` for ``new_jobs``: one tuple per distinct id."""
         now = time.time()
         received = JobState.RECEIVED.value
         rows: dict[str, tuple[Any, ...]] = {}
@@ -119,7 +131,7 @@ class JobStore:
                 job.mode,
                 received,
                 job.context.model_dump_json(),
-                job.payload.model_dump_json(by_alias=True),
+                job.payload if isinstance(job.payload, str) else dump_payload(job.payload),
                 0,
                 now,
                 now,
@@ -127,8 +139,7 @@ class JobStore:
                 job.deadline,
             )
             rows[job.id] = tuple(values[i] for i in self._insert_order)
-        async with self.database.engine.begin() as conn:
-            await conn.exec_driver_sql(self._insert_sql, list(rows.values()))
+        return list(rows.values())
 
     async def get(self, job_id: str, *, with_data: bool = False) -> Job | None:
         """One job; the payload and result only when ``with_data``."""
@@ -167,6 +178,8 @@ class JobStore:
     ) -> Job | None:
         """Lease the oldest actionable job to ``owner``, or return None.
 
+        The job comes without its payload and result (:meth:`get` ``with_data`` reads them
+        when needed): a claim does not parse a large payload it does not use.
         PostgreSQL skips rows another replica is claiming (``FOR UPDATE SKIP LOCKED``);
         SQLite serialises writers, so the same statement is atomic there too.
         """
@@ -185,7 +198,7 @@ class JobStore:
             .where(jobs.c.id == candidate.scalar_subquery())
             .where(self._claimable(now))
             .values(lease_owner=owner, lease_until=now + lease_seconds)
-            .returning(*jobs.c)
+            .returning(*_SUMMARY_COLUMNS)
         )
         async with self.database.engine.begin() as conn:
             row = (await conn.execute(statement)).mappings().first()
