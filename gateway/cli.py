@@ -82,15 +82,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from ptx_chain_node.chains.config import check_chain_file
+    from ptx_chain_node.chains.config import check_chain_file, engine_problems, load_chain_file
 
     problems = check_chain_file(args.file)
+    if not problems and args.config is not None:
+        from gateway.runtime import chain_engines
+
+        engines = chain_engines(_settings(args))
+        problems = engine_problems(load_chain_file(args.file), engines)
     for problem in problems:
         print(f"{args.file}: {problem.field}: {problem.problem}", file=sys.stderr)
     if problems:
         print(f"{len(problems)} problem(s)", file=sys.stderr)
         return 2
     print(f"{args.file}: ok")
+    return 0
+
+
+def cmd_config_party_token(_args: argparse.Namespace) -> int:
+    import json
+
+    from ptx_chain_node.coordination.tokens import issue_party_token
+
+    issued = issue_party_token()
+    print(json.dumps({"token": issued.value, "token_sha256": issued.sha256}, indent=1))
     return 0
 
 
@@ -121,7 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", required=True)
     check = config_commands.add_parser("check", help="check a chain configuration file")
     check.add_argument("file", type=Path, help="TOML or JSON chain configuration")
+    check.add_argument(
+        "--config", type=Path, help="gateway config: also check that the chains' engines run"
+    )
     check.set_defaults(handler=cmd_config_check)
+    token = config_commands.add_parser(
+        "party-token", help="issue a chain output party's bearer token and its sha256"
+    )
+    token.set_defaults(handler=cmd_config_party_token)
 
     from gateway.node_cli import add_commands
 

@@ -9,23 +9,35 @@ A chain configuration file (TOML or JSON) holds one ``[[chains]]`` table per ser
 - the ``parties``: which thread is which input party (``origin`` -> the provider, each
   ``additionalData`` entry -> its participant by id or name), the ``external_parties`` that
   upload with their own client, ``min_parties`` and the ``deadline``;
-- the ``engine`` (its nodes are the gateway's ``[mpyc]`` settings), the ``result`` shape
-  of the resume ``data`` and ``params``, and the ``on_failure`` policy.
+- the ``engine``: ``mpyc`` (its nodes are the gateway's ``[mpyc]`` settings) or
+  ``carbynestack`` (its VCPs are the chain's ``compute_config``);
+- the ``output_parties`` that receive every result besides the chain (each with its
+  notification endpoint and secret, and the sha256 of the bearer token its operator was
+  issued), the ``result`` shape of the resume ``data`` and ``params``, and the
+  ``on_failure`` policy.
 
 :func:`load_chain_file` reads and validates a file; :func:`check_chain_file` lists every
 problem with its location (``chains[0].input.columns[1].type``), including programs that do
-not fit the input specification.
+not fit the input specification or the engine; :func:`engine_problems` names the chains
+whose engine the gateway does not run.
 """
 
 from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ptx_chain_node.coordination.collaboration import (
     NAME_PATTERN,
@@ -33,13 +45,15 @@ from ptx_chain_node.coordination.collaboration import (
     ColumnType,
     ExpectedParty,
     InputSpec,
-    OutputPartySpec,
     ProgramRef,
+    check_endpoint,
 )
 from ptx_chain_node.errors import Problem, PtxError
 
 #: The id of the gateway's own (in-process) output party in every chain collaboration.
 CHAIN_OUTPUT_PARTY = "chain"
+#: The engines a chain step can run on.
+ChainEngine = Literal["mpyc", "carbynestack"]
 
 
 def _same_rules(build: Callable[[], object]) -> None:
@@ -147,6 +161,32 @@ class ThreadParty(BaseModel):
         return self
 
 
+class ChainOutputParty(BaseModel):
+    """An output party of every collaboration of the chain step, besides the chain itself.
+
+    When a run ends it gets the signed notification ``PUT {endpoint}/notify`` (HMAC with
+    ``notify_secret``) naming the collaboration and result ids, and fetches its own result
+    shares with the bearer token whose sha256 is ``token_sha256`` (issued by the operator,
+    e.g. ``ptx-chain-node config party-token``; the token itself is never configured here).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=NAME_PATTERN)
+    endpoint: str = Field(max_length=2000, description="its client service (gets /notify)")
+    notify_secret: str = Field(
+        min_length=16, max_length=200, description="HMAC key of its notifications"
+    )
+    token_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="sha256 (hex) of the party's bearer token"
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return check_endpoint(value)
+
+
 class Computation(BaseModel):
     """One catalogue program run on the inputs (one collaboration per chain step)."""
 
@@ -188,8 +228,12 @@ class ChainConfig(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     catalog_ids: list[str] = Field(default_factory=list, description="serviceChains[].catalogId")
     target_ids: list[str] = Field(default_factory=list, description="x-ptx-target-id values")
-    engine: Literal["mpyc"] = Field("mpyc", description="nodes: the gateway's [mpyc] settings")
-    compute_config: dict[str, Any] = Field(default_factory=dict)
+    engine: ChainEngine = Field(
+        "mpyc", description="mpyc: the gateway's [mpyc] nodes; carbynestack: compute_config"
+    )
+    compute_config: dict[str, Any] = Field(
+        default_factory=dict, description="carbynestack: {prime, r, rinv, providers, ...}"
+    )
     input: InputMapping
     parties: list[ThreadParty] = Field(default_factory=list)
     accept_unlisted: bool = Field(
@@ -201,8 +245,8 @@ class ChainConfig(BaseModel):
     min_parties: int | None = Field(None, ge=1, description="default: every expected party")
     deadline: float = Field(600.0, gt=0, description="seconds from the first delivery")
     computations: list[Computation] = Field(min_length=1, max_length=50)
-    output_parties: list[OutputPartySpec] = Field(
-        default_factory=list, description="notified of the results besides the chain"
+    output_parties: list[ChainOutputParty] = Field(
+        default_factory=list, description="receive the results besides the chain"
     )
     result: ResultShape = Field(default_factory=ResultShape)
     on_failure: Literal["fail", "resume_error", "hold"] = Field(
@@ -217,8 +261,11 @@ class ChainConfig(BaseModel):
         ids = [p.id for p in self.parties] + [p.id for p in self.external_parties]
         if len(set(ids)) != len(ids):
             raise ValueError("party ids must be unique (parties and external_parties)")
-        if CHAIN_OUTPUT_PARTY in {p.id for p in self.output_parties}:
+        outputs = [p.id for p in self.output_parties]
+        if CHAIN_OUTPUT_PARTY in outputs:
             raise ValueError(f"output party id '{CHAIN_OUTPUT_PARTY}' is the chain's own")
+        if len(set(outputs)) != len(outputs):
+            raise ValueError("output party ids must be unique")
         if sum(p.thread == "origin" for p in self.parties) > 1:
             raise ValueError("at most one party is the origin thread")
         names = [c.name for c in self.computations]
@@ -273,6 +320,10 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 
 def _program_problems(index: int, chain: ChainConfig) -> list[Problem]:
+    if chain.engine == "carbynestack":
+        from ptx_chain_node.chains.carbynestack import carbynestack_problems
+
+        return carbynestack_problems(index, chain)
     from ptx_chain_node.mpc import catalogue
     from ptx_chain_node.mpc.registry import CatalogueRegistry
 
@@ -290,6 +341,19 @@ def _program_problems(index: int, chain: ChainConfig) -> list[Problem]:
                 Problem(f"{where}.{p.field.removeprefix('program.')}", p.problem) for p in details
             ]
     return problems
+
+
+def engine_problems(chains: ChainFile, available: Collection[str]) -> list[Problem]:
+    """A problem for each chain whose engine is not among the gateway's ``available`` ones."""
+    known = ", ".join(sorted(available)) or "none"
+    return [
+        Problem(
+            f"chains[{i}].engine",
+            f"engine '{chain.engine}' is not configured in the gateway (configured: {known})",
+        )
+        for i, chain in enumerate(chains.chains)
+        if chain.engine not in available
+    ]
 
 
 def _message(error: Any) -> str:

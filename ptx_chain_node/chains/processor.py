@@ -5,9 +5,10 @@ For a job of a configured chain (:class:`~.matching.ChainMatcher`):
 1. ``validate`` (before the ACK): the threads map to input parties and their records to
    typed columns; anything wrong is a 422 naming the rows, fields and problems.
 2. ``process``: per configured computation, create or find the collaboration of
-   (configuration, chainId) in this process's coordinator, register every thread as an
-   input party, pre-aggregate and share its rows, upload share ``i`` to node ``i`` and
-   confirm (approving the program by its hash). The job goes ``shared`` (its stored
+   (configuration, chainId) in this process's coordinator (with the configured output
+   parties), register every thread as an input party, share its rows for the
+   collaboration's engine and upload the shares (:mod:`.uploads`: MPyC nodes or Carbyne
+   Stack VCPs), and confirm (approving the program by its hash). The job goes ``shared`` (its stored
    plaintext is dropped), then ``computing``. A thread *by reference*
    (:mod:`.references`) is not shared: its party's own client uploads and confirms in
    the collaborations created ahead by :meth:`MpcProcessor.register_reference`; the
@@ -15,7 +16,9 @@ For a job of a configured chain (:class:`~.matching.ChainMatcher`):
    deadline and checks its secret ids and row count before sharing any thread's rows.
 3. Wait (woken by the coordinator, no busy polling) until each collaboration ended; the
    gateway is the in-process output party ``chain``: it reads the result shares from the
-   nodes, reconstructs and shapes the resume ``data`` and ``params``.
+   nodes, reconstructs and shapes the resume ``data`` and ``params``. The configured
+   output parties get the coordinator's signed notification and fetch their own result
+   shares with their own tokens (a final node's result reaches them that way).
 
 A job taken over in ``shared``/``computing`` (after a crash) goes straight to step 3: the
 collaboration ids derive from (configuration, chainId, computation, retry number). A job
@@ -27,9 +30,9 @@ an explicit error object. Plaintext is never logged.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,25 +46,22 @@ from ptx_chain_node.chains.records import ThreadRows, typed_rows
 from ptx_chain_node.chains.references import Reference, is_reference, parse_reference
 from ptx_chain_node.chains.shaping import computation_value, failure, shape
 from ptx_chain_node.chains.threads import PartyThread, assign
+from ptx_chain_node.chains.uploads import EngineUploads
 from ptx_chain_node.coordination.collaboration import CollaborationRequest, ExpectedParty
-from ptx_chain_node.coordination.records import CollaborationRecord, Role
+from ptx_chain_node.coordination.records import CollaborationRecord, PartyRecord, Role
 from ptx_chain_node.coordination.service import Coordinator
 from ptx_chain_node.coordination.states import ACCEPTING, CollabState
 from ptx_chain_node.errors import Problem, PtxError
 from ptx_chain_node.job import Job, JobResult, JobState
-from ptx_chain_node.mpc.engine import MpycEngine
-from ptx_chain_node.mpc.errors import GroupTooSmall
-from ptx_chain_node.mpc.grants import node_token
-from ptx_chain_node.mpc.node_client import NodeClient
 from ptx_chain_node.mpc.rows import MAX_PROBLEMS
-from ptx_chain_node.mpc.sharing import ShareVector
-from ptx_chain_node.mpc.upload import prepare_upload
 from ptx_chain_node.payload import ChainPayload, threads
 from ptx_chain_node.processor import ProcessingError, Progress
 
 log = structlog.get_logger(__name__)
 
 _NAMESPACE = uuid.UUID("5b0e7c1e-3f0a-4c59-9d1c-6d1f3c0a9e21")
+#: States in which a configured output party is still added to a collaboration.
+_LIVE = (CollabState.OPEN, CollabState.READY, CollabState.RUNNING)
 
 Inputs = list[tuple[PartyThread, ThreadRows | Reference]]
 
@@ -108,20 +108,23 @@ def chain_inputs(config: ChainConfig, payload: ChainPayload) -> Inputs:
 
 
 class MpcProcessor:
-    """Runs a chain step as MPC collaborations in this process's coordinator."""
+    """Runs a chain step as MPC collaborations in this process's coordinator.
+
+    ``uploads`` holds each available engine's upload and result path, by engine name.
+    """
 
     def __init__(
         self,
         matcher: ChainMatcher,
         coordinator: Coordinator,
-        http: httpx.AsyncClient,
+        uploads: Mapping[str, EngineUploads],
         *,
         operator_token: str | None = None,
         run_allowance: float = 180.0,
     ) -> None:
         self.matcher = matcher
         self.coordinator = coordinator
-        self.http = http
+        self.uploads = dict(uploads)
         self._operator = operator_token
         self.run_allowance = run_allowance
 
@@ -270,6 +273,7 @@ class MpcProcessor:
         cid = collaboration_id(config, chain_id, computation, retry)
         existing = await self.coordinator.store.get(cid)
         if existing is not None:
+            await self._output_parties(config, existing)  # a crash may have come between
             return existing
         expected = parties + list(config.external_parties)
         min_parties = min(config.min_parties or len(expected), len(expected))
@@ -281,7 +285,6 @@ class MpcProcessor:
             min_parties=min_parties,
             allow_partial_run=min_parties < len(expected),
             deadline=_deadline(config.deadline),
-            output_parties=config.output_parties,
             engine=config.engine,
             compute_config=config.compute_config,
             registration="open" if config.external_parties else "operator",
@@ -298,9 +301,27 @@ class MpcProcessor:
             existing = await self.coordinator.store.get(cid)
             if existing is None:
                 raise
-            return existing
-        log.info("chain collaboration created", collaboration_id=cid, chain=config.name)
+            record = existing
+        else:
+            log.info("chain collaboration created", collaboration_id=cid, chain=config.name)
+        await self._output_parties(config, record)
         return record
+
+    async def _output_parties(self, config: ChainConfig, record: CollaborationRecord) -> None:
+        """Add the configured output parties (their operator-issued token hashes) if new."""
+        for party in config.output_parties:
+            await self.coordinator.store.add_party(
+                PartyRecord(
+                    record.id,
+                    Role.OUTPUT,
+                    party.id,
+                    party.token_sha256,
+                    time.time(),
+                    endpoint=party.endpoint,
+                    notify_secret=party.notify_secret,
+                ),
+                _LIVE,
+            )
 
     async def _upload(self, record: CollaborationRecord, party_id: str, rows: ThreadRows) -> None:
         cid = record.id
@@ -311,34 +332,21 @@ class MpcProcessor:
             # Registered before a restart, token lost: register again for a new one.
             await self.coordinator.unregister_input(cid, party_id, self._operator)
             registration = await self.coordinator.register_input(cid, party_id, self._operator)
-        token = registration.token
-        grant = await node_token(self.coordinator, cid, Role.INPUT, party_id, token)
-        plan = registration.plan
-        found = self._engine(record).binding(record.definition)
-        prepared = prepare_upload(found, rows.columns, int(plan["m"]), int(plan["t"]))
-        secret_id = str(uuid.uuid4())
-        nodes = sorted(grant["nodes"], key=lambda n: int(n["index"]))
-        clients = [NodeClient(self.http, str(n["url"]), int(n["index"])) for n in nodes]
-        await asyncio.gather(
-            *(
-                client.upload(grant["token"], secret_id, cid, party_id, vector.to_json())
-                for client, vector in zip(clients, prepared.vectors, strict=True)
-            )
-        )
+        upload = await self._uploads(record).upload(record, party_id, rows)
         await self.coordinator.confirm_upload(
             cid,
             party_id,
-            token,
-            secret_ids=[secret_id],
-            rows=prepared.rows,
+            registration.token,
+            secret_ids=upload.secret_ids,
+            rows=upload.rows,
             program_sha256=record.definition.program.sha256,
         )
 
-    def _engine(self, record: CollaborationRecord) -> MpycEngine:
-        engine = self.coordinator.engines.get(record.definition.engine)
-        if not isinstance(engine, MpycEngine):
+    def _uploads(self, record: CollaborationRecord) -> EngineUploads:
+        uploads = self.uploads.get(record.definition.engine)
+        if uploads is None:
             raise ProcessingError(f"engine '{record.definition.engine}' is not available")
-        return engine
+        return uploads
 
     # -- results ---------------------------------------------------------------------------
 
@@ -354,24 +362,10 @@ class MpcProcessor:
         raise ProcessingError(f"no result within {timeout:.0f} s (collaboration {record.state})")
 
     async def _result(self, record: CollaborationRecord, computation: Computation) -> Any:
-        engine = self._engine(record)
-        found = engine.binding(record.definition)
-        grant = engine.grant(record.id, Role.OUTPUT, CHAIN_OUTPUT_PARTY)
-        nodes = sorted(grant["nodes"], key=lambda n: int(n["index"]))
-        clients = [NodeClient(self.http, str(n["url"]), int(n["index"])) for n in nodes]
-        (result_id,) = record.result_ids or [""]
-        answers = await asyncio.gather(
-            *(c.result(grant["token"], result_id) for c in clients), return_exceptions=True
-        )
-        vectors = [ShareVector.from_json(a["results"][0]) for a in answers if isinstance(a, dict)]
-        needed = vectors[0].t + 1 if vectors else len(clients) // 2 + 1
-        if len(vectors) < needed:
-            raise ProcessingError(f"{len(vectors)} of {len(clients)} nodes gave result shares")
-        try:
-            result = found.bound.reconstruct(vectors)
-        except GroupTooSmall as exc:
-            return {"withheld": exc.message}
-        return computation_value(computation, result.names, list(result.values))
+        computed = await self._uploads(record).result(record)
+        if computed.withheld is not None:
+            return {"withheld": computed.withheld}
+        return computation_value(computation, computed.names, computed.values)
 
 
 def _deadline(seconds: float) -> datetime:
