@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway import coordinator, node_grants, operations, upstream
+from gateway import chain_parties, coordinator, node_grants, operations, upstream
 from gateway.errors import HANDLERS
 from gateway.openapi import openapi_document
 from gateway.request_context import RequestContextMiddleware
@@ -61,7 +61,7 @@ def create_app(
         Route("/metrics", operations.metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    routes += coordinator.ROUTES + node_grants.ROUTES + upstream.ROUTES
+    routes += coordinator.ROUTES + node_grants.ROUTES + upstream.ROUTES + chain_parties.ROUTES
     app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestContextMiddleware)],

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from gateway.chain_parties import chain_party_paths
 from gateway.coordinator import coordinator_paths
 from gateway.settings import Settings
 from ptx_chain_node import __version__
@@ -121,6 +122,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         },
     )
     paths.update(coordinator_paths())
+    paths.update(chain_party_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "ptx-chain-node gateway", "version": __version__},
