@@ -6,7 +6,10 @@ environment variable ``PTX_NODE_TOKEN_SECRET`` or ``--token-secret`` (visible in
 
 ``ptx-chain-node client upload|result`` are an input and an output party's client;
 ``ptx-chain-node client serve`` runs a party's upstream-compatible client service
-(:mod:`gateway.client_service`).
+(:mod:`gateway.client_service`). All three work on either engine
+(:class:`ptx_chain_node.mpc.party_client.PartyClient`); for Carbyne Stack collaborations the
+party's own VCP bearer token comes from ``--vcp-token-file`` or ``$PTX_VCP_TOKEN`` (one
+token, or a JSON object provider id -> token).
 """
 
 from __future__ import annotations
@@ -98,44 +101,63 @@ def _print(doc: Any) -> None:
     print(json.dumps(doc, indent=1, default=str))
 
 
-def cmd_client_upload(args: argparse.Namespace) -> int:
-    from ptx_chain_node.errors import PtxError
-    from ptx_chain_node.mpc.upload import upload_file
+def _vcp_token(args: argparse.Namespace) -> Any:
+    """The party's VCP token(s) from ``--vcp-token-file`` or ``$PTX_VCP_TOKEN`` (or None)."""
+    from ptx_chain_node.carbynestack.coordinated_party import parse_vcp_token
+    from ptx_chain_node.mpc.party_client import VCP_TOKEN_ENV
 
+    if args.vcp_token_file is not None:
+        text = args.vcp_token_file.read_text()
+    else:
+        text = os.environ.get(VCP_TOKEN_ENV, "")
+        if not text.strip():
+            return None
     try:
-        receipt = asyncio.run(
-            upload_file(
-                args.coordinator,
+        return parse_vcp_token(text)
+    except ValueError as exc:
+        print(f"client: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def _client_call(args: argparse.Namespace, vcp_token: Any) -> dict[str, Any]:
+    import httpx
+
+    from ptx_chain_node.mpc.party_client import PartyClient
+
+    async with httpx.AsyncClient(timeout=args.timeout) as http:
+        party = PartyClient(
+            http, args.coordinator, args.token, vcp_token=vcp_token, timeout=args.timeout
+        )
+        if args.action == "upload":
+            return await party.upload(
                 args.collaboration,
                 args.party,
-                args.token,
-                args.file,
+                path=args.file,
                 approve=args.approve,
-                timeout=args.timeout,
                 secret_id=args.secret_id,
             )
-        )
-    except PtxError as exc:
-        _print(exc.as_body())
-        return 1
-    _print(receipt)
-    return 0
+        return await party.result(args.collaboration, args.party)
 
 
-def cmd_client_result(args: argparse.Namespace) -> int:
+def cmd_client(args: argparse.Namespace) -> int:
+    """``client upload`` and ``client result``: print the receipt or result (or the error).
+
+    Standard output is the JSON document only; warnings go to standard error.
+    """
+    import structlog
+
+    from ptx_chain_node import logs
     from ptx_chain_node.errors import PtxError
-    from ptx_chain_node.mpc.upload import fetch_result
 
+    vcp_token = _vcp_token(args)
+    logs.configure("warning", json=True)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     try:
-        result = asyncio.run(
-            fetch_result(
-                args.coordinator, args.collaboration, args.party, args.token, timeout=args.timeout
-            )
-        )
+        doc = asyncio.run(_client_call(args, vcp_token))
     except PtxError as exc:
         _print(exc.as_body())
         return 1
-    _print(result)
+    _print(doc)
     return 0
 
 
@@ -151,6 +173,7 @@ def cmd_client_serve(args: argparse.Namespace) -> int:
     if not token:
         print(f"client serve: --token or ${PARTY_TOKEN_ENV} is required", file=sys.stderr)
         return 2
+    vcp_token = _vcp_token(args)
     logs.configure(args.log_level, json=True)
     service = ClientService(
         httpx.AsyncClient(timeout=args.timeout),
@@ -160,10 +183,20 @@ def cmd_client_serve(args: argparse.Namespace) -> int:
         notify_secret=args.notify_secret or os.environ.get(NOTIFY_SECRET_ENV) or None,
         approve=args.approve,
         timeout=args.timeout,
+        vcp_token=vcp_token,
     )
     app = create_client_service_app(service)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
+
+
+def _add_vcp_token(parser: Any) -> None:
+    parser.add_argument(
+        "--vcp-token-file",
+        type=Path,
+        help="the party's bearer token at the Carbyne Stack VCPs (or a JSON object provider "
+        "id -> token); default $PTX_VCP_TOKEN",
+    )
 
 
 def _add_serve(actions: Any) -> None:
@@ -175,6 +208,7 @@ def _add_serve(actions: Any) -> None:
         "--notify-secret", help=f"verify notifications' HMAC (or ${NOTIFY_SECRET_ENV})"
     )
     serve.add_argument("--approve", action="store_true", help="approve the program on upload")
+    _add_vcp_token(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8090)
     serve.add_argument("--timeout", type=float, default=60.0)
@@ -220,6 +254,8 @@ def add_commands(commands: Any) -> None:
         action.add_argument("--party", required=True)
         action.add_argument("--token", required=True, help="the party's coordinator token")
         action.add_argument("--timeout", type=float, default=60.0)
+        _add_vcp_token(action)
+        action.set_defaults(handler=cmd_client)
         if name == "upload":
             action.add_argument("file", type=Path)
             action.add_argument(
@@ -228,9 +264,6 @@ def add_commands(commands: Any) -> None:
             action.add_argument(
                 "--secret-id",
                 help="upload under this id (default: a fresh one), e.g. one "
-                "already named in a chain thread by reference",
+                "already named in a chain thread by reference (MPyC only)",
             )
-            action.set_defaults(handler=cmd_client_upload)
-        else:
-            action.set_defaults(handler=cmd_client_result)
     _add_serve(actions)

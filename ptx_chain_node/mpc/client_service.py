@@ -7,16 +7,18 @@ the same service for one party of our coordinator, on its own machine:
 - :meth:`ClientService.upload` reads the CSV against the collaboration's input
   specification (the collaboration's typed columns, or upstream's single column under any
   header when the specification has exactly one column), then shares, uploads and confirms
-  exactly as ``ptx-chain-node client upload`` does (:func:`.upload.upload_columns`); it
-  answers the secret ids. Plaintext never leaves this process.
-- :meth:`ClientService.result` fetches result shares (``t + 1`` or more) from the nodes with
-  this party's result token and reconstructs them here
-  (:func:`~ptx_chain_node.mpc.upload.result_of`); 404/409 while there is none.
+  exactly as ``ptx-chain-node client upload`` does (:class:`.party_client.PartyClient`, on
+  the collaboration's engine: Shamir shares to the MPyC nodes, or one masked secret per
+  column at every Carbyne Stack VCP); it answers the secret ids. Plaintext never leaves this
+  process, and nothing is confirmed unless the upload succeeded.
+- :meth:`ClientService.result` reconstructs the result here: from ``t + 1`` or more result
+  shares of the MPyC nodes, or from the result secrets read and checked at every VCP;
+  404/409 while there is none.
 - :meth:`ClientService.notify` checks the coordinator's ``x-ptx-signature`` HMAC when a
   notify secret is configured and remembers the result ids per collaboration.
 
-The party's coordinator token stays in memory (never logged, never in ``repr``). The
-service acts for its one party: another party id in a path is refused (403).
+The party's coordinator token and VCP token stay in memory (never logged, never in
+``repr``). The service acts for its one party: another party id in a path is refused (403).
 """
 
 from __future__ import annotations
@@ -29,12 +31,12 @@ from typing import Any
 
 import httpx
 
+from ptx_chain_node.carbynestack.coordinated_party import VcpToken
 from ptx_chain_node.coordination.collaboration import InputSpec
 from ptx_chain_node.coordination.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from ptx_chain_node.errors import AuthError, NotFoundError, Problem, PtxError
-from ptx_chain_node.mpc.coordinator_client import CoordinatorClient
+from ptx_chain_node.mpc.party_client import PartyClient
 from ptx_chain_node.mpc.rows import Columns, parse_csv
-from ptx_chain_node.mpc.upload import result_of, upload_columns
 
 MAX_CSV_BYTES = 32 * 1024 * 1024
 
@@ -113,16 +115,20 @@ class ClientService:
         notify_secret: str | None = None,
         approve: bool = False,
         timeout: float = 60.0,
+        vcp_token: VcpToken | None = None,
     ) -> None:
         self.http = http
         self.party_id = party_id
         self.approve = approve
-        self._coordinator = CoordinatorClient(http, coordinator_url, token, timeout)
+        self._party = PartyClient(
+            http, coordinator_url, token, vcp_token=vcp_token, timeout=timeout
+        )
         self._notify_secret = notify_secret
         self.notices: dict[str, Notice] = {}
 
     def __repr__(self) -> str:
-        return f"ClientService(party_id={self.party_id!r}, coordinator={self._coordinator.url!r})"
+        url = self._party.coordinator.url
+        return f"ClientService(party_id={self.party_id!r}, coordinator={url!r})"
 
     def _check_party(self, party_id: str) -> None:
         if party_id != self.party_id:
@@ -132,11 +138,11 @@ class ClientService:
     async def upload(self, collaboration_id: str, party_id: str, data_csv: str) -> list[str]:
         """Validate, share, upload and confirm ``data_csv``; the secret ids."""
         self._check_party(party_id)
-        collaboration = await self._coordinator.collaboration(collaboration_id)
-        spec = InputSpec.model_validate(collaboration["input_specification"])
+        view = await self._party.collaboration(collaboration_id)
+        spec = InputSpec.model_validate(view["input_specification"])
         columns = parse_data_csv(spec, data_csv)
-        receipt = await upload_columns(
-            self._coordinator, self.http, collaboration_id, party_id, columns, approve=self.approve
+        receipt = await self._party.upload(
+            collaboration_id, party_id, columns, approve=self.approve, view=view
         )
         return list(receipt["secret_ids"])
 
@@ -147,7 +153,7 @@ class ClientService:
         if notice is not None and notice.code >= 300:
             message = f"the collaboration ended without a result: {notice.message}"
             raise PtxError(message, 409, [Problem("collaboration", message)])
-        return await result_of(self._coordinator, self.http, collaboration_id, party_id)
+        return await self._party.result(collaboration_id, party_id)
 
     def notify(
         self, body: bytes, headers: dict[str, str], path_cid: str | None = None
