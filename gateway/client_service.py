@@ -3,9 +3,11 @@
 Routes, a thin shell over :class:`~ptx_chain_node.mpc.client_service.ClientService`:
 
 - ``POST /secrets/{cid}/{pid}``: multipart ``data_csv`` (file or text field); validated,
-  shared, uploaded to the nodes and confirmed; 200 with the secret ids (JSON list), 4xx JSON
-  naming the row and field;
-- ``GET /result/{cid}/{pid}``: the reconstructed result; 404/409 while there is none;
+  shared and uploaded on the collaboration's engine (MPyC nodes or Carbyne Stack VCPs), then
+  confirmed; 200 with the secret ids (JSON list), 4xx JSON naming the row and field, 502 when
+  a node or VCP fails (nothing confirmed);
+- ``GET /result/{cid}/{pid}``: the result, reconstructed or read and checked here; 404/409
+  while there is none;
 - ``PUT /notify``, ``PUT /notify/{cid}``: the coordinator's notification (signature checked
   when a notify secret is configured); 200;
 - ``GET /notices/{cid}``: the notification remembered for ``cid``; ``GET /health``.
