@@ -10,14 +10,12 @@ result is checked against the plaintext of the same random data.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
 import random
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from notify_receiver import Receiver
 
 from gateway.app import create_app
 from gateway.settings import Settings
@@ -32,7 +31,6 @@ from ptx_chain_node.carbynestack import CarbyneStackClient, ComputeConfig
 from ptx_chain_node.carbynestack.coordination_engine import TOKEN_ENV
 from ptx_chain_node.carbynestack.party import result_of
 from ptx_chain_node.coordination.collaboration import Collaboration
-from ptx_chain_node.coordination.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from ptx_chain_node.coordination.tokens import issue_party_token
 from ptx_chain_node.testing import (
     ChainSpec,
@@ -44,7 +42,6 @@ from ptx_chain_node.testing import (
     SimulatedPDC,
     serve,
 )
-from ptx_chain_node.testing.asgi import Receive, Scope, Send, read_body, send_json
 from ptx_chain_node.testing.fake_vcp import FakeCarbyneStack
 
 pytestmark = pytest.mark.slow
@@ -155,32 +152,6 @@ def check(statistics: dict[str, Any], rows: list[dict[str, Any]]) -> None:
 
 
 @dataclass
-class Receiver:
-    """The output party's client endpoint: records notifications whose signature holds."""
-
-    notices: list[dict[str, Any]] = field(default_factory=list)
-    refused: int = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        body = await read_body(scope, receive, 1 << 20)
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        signed = verify_signature(
-            NOTIFY_SECRET,
-            headers.get(TIMESTAMP_HEADER, ""),
-            body,
-            headers.get(SIGNATURE_HEADER, ""),
-        )
-        if scope["method"] != "PUT" or scope["path"] != "/client/notify" or not signed:
-            self.refused += 1
-            await send_json(send, 401, {"message": "unsigned"})
-            return
-        self.notices.append(json.loads(body))
-        await send_json(send, 200, {})
-
-
-@dataclass
 class Setup:
     url: str
     http: httpx.AsyncClient
@@ -194,7 +165,7 @@ class Setup:
 async def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Setup]:
     monkeypatch.setenv(TOKEN_ENV, VCP_TOKEN)
     cloud = FakeCarbyneStack(3, token=VCP_TOKEN, game_timeout=5.0)
-    receiver = Receiver()
+    receiver = Receiver(NOTIFY_SECRET)
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
         vcps = [await stack.enter_async_context(serve(v, lifespan="off")) for v in cloud.vcps]
@@ -256,13 +227,6 @@ def merged_chain(s: Setup, datasets: dict[str, list[dict[str, Any]]]) -> ChainSp
     )
 
 
-async def notices(s: Setup, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while len(s.receiver.notices) < count and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    return s.receiver.notices
-
-
 async def test_a_chain_step_on_fake_vcps_equals_plaintext_and_reaches_the_output_party(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -285,7 +249,7 @@ async def test_a_chain_step_on_fake_vcps_equals_plaintext_and_reaches_the_output
         # The configured output party: a signed notification per computation, then its
         # own client reads the result secrets at the VCPs.
         collaborations = data["computed_by"]["collaborations"]
-        got = await notices(s, len(collaborations))
+        got = await s.receiver.wait(len(collaborations))
         assert {n["collaborationId"] for n in got} == set(collaborations.values())
         assert s.receiver.refused == 0
         own = CarbyneStackClient(ComputeConfig.parse(s.config), s.http, VCP_TOKEN)
