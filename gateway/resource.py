@@ -19,7 +19,13 @@ from gateway.settings import AuthSettings, ResourceSettings
 from ptx_chain_node.chain import ChainContext, read_chain_context
 from ptx_chain_node.errors import AuthError, ProtocolError, PtxError
 from ptx_chain_node.job import JobState, job_id_for
-from ptx_chain_node.payload import Credentials, decode_json, parse_payload, split_credentials
+from ptx_chain_node.payload import (
+    Credentials,
+    decode_json,
+    dump_payload,
+    parse_payload,
+    split_credentials,
+)
 from ptx_chain_node.store.jobs import NewJob
 
 log = structlog.get_logger(__name__)
@@ -92,8 +98,10 @@ class ResourceEndpoint:
         started = time.perf_counter()
         headers = decode_headers(scope)
         try:
-            raw = await read_body(receive, headers, runtime.settings.limits.max_body_bytes)
-            document, creds = split_credentials(decode_json(raw))
+            limit = runtime.settings.limits.max_body_bytes
+            document, creds = split_credentials(
+                decode_json(await read_body(receive, headers, limit))
+            )
             authenticate(resource.auth, headers, creds)
             context = read_chain_context(headers)
             check_target(resource, context)
@@ -112,7 +120,9 @@ class ResourceEndpoint:
             resource=resource.name,
             mode=resource.mode,
             context=context,
-            payload=payload,
+            # As stored: nothing holds the parsed body (for a large one, most of the
+            # request's memory) once this request is done, however long the intake keeps it.
+            payload=dump_payload(payload),
             not_before=time.time() + runtime.settings.resume.delay,
         )
         # The success path logs nothing (metrics and /jobs tell); binding the chain ids into

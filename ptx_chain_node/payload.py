@@ -11,14 +11,20 @@ Variants (see ``shared/reference/service-chain-protocol.md``):
 - ``username``/``password`` at the top level for ``basic`` credentials: read for
   authentication, then stripped so they are never stored or forwarded;
 - JSON under a ``text/plain`` content type.
+
+Bodies are decoded, and payloads stored and loaded (:func:`dump_payload`,
+:func:`load_payload`), with orjson: at a million rows the standard library and pydantic's
+JSON round trip cost seconds. orjson is strict RFC 8259 JSON in UTF-8 (no ``NaN``, no lone
+surrogates, which the PDC's ``JSON.stringify`` never sends either).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_core import to_jsonable_python
 
 from ptx_chain_node.errors import Problem, ProtocolError
 
@@ -106,9 +112,28 @@ def decode_json(raw: bytes) -> JsonValue:
     if not raw.strip():
         raise ProtocolError.single("body", "empty; expected JSON")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise ProtocolError.single("body", f"not valid JSON ({exc})") from None
+
+
+def dump_payload(payload: ChainPayload) -> str:
+    """A payload as the JSON text the job store keeps (the fields by their wire names)."""
+    document = {
+        "data": payload.data,
+        "contract": payload.contract,
+        "params": payload.params,
+        "previousNodeParams": payload.previous_node_params,
+        "wrapped": payload.wrapped,
+    }
+    return orjson.dumps(
+        document, default=to_jsonable_python, option=orjson.OPT_NON_STR_KEYS
+    ).decode()
+
+
+def load_payload(text: str | bytes) -> ChainPayload:
+    """A payload from its stored JSON text (:func:`dump_payload`, or pydantic's dump)."""
+    return ChainPayload.model_validate(orjson.loads(text))
 
 
 def split_credentials(document: JsonValue) -> tuple[JsonValue, Credentials | None]:

@@ -88,3 +88,27 @@ def test_wrong_types_are_named() -> None:
     with pytest.raises(ProtocolError) as caught:
         parse_payload({"data": {"origin": [], "additionalData": "nope"}})
     assert caught.value.problems[0].field.startswith("body.data.additionalData")
+
+
+def test_stored_payload_round_trips_and_reads_the_older_pydantic_dump() -> None:
+    from ptx_chain_node.payload import ChainPayload, dump_payload, load_payload
+
+    data = {"origin": ROWS, "additionalData": [{"participant": {"id": "p"}, "data": ROWS}]}
+    for payload in (
+        parse_payload({"data": data, "contract": "c", "params": {"a": 1}, "previousNodeParams": 2}),
+        parse_payload(ROWS),
+        ChainPayload(data={"big": 2**63, "text": "é\u2028"}, params="custom"),
+    ):
+        text = dump_payload(payload)
+        assert load_payload(text) == payload
+        assert load_payload(text.encode()) == payload
+        assert load_payload(payload.model_dump_json(by_alias=True)) == payload
+        assert json.loads(text) == json.loads(payload.model_dump_json(by_alias=True))
+
+
+def test_body_json_is_strict() -> None:
+    # orjson: RFC 8259 only (JSON.stringify never writes these; the stdlib accepted them).
+    for raw in (b'{"data": NaN}', b'{"data": Infinity}', b'{"data": "\\ud800"}'):
+        with pytest.raises(ProtocolError) as caught:
+            decode_json(raw)
+        assert caught.value.problems[0].field == "body"

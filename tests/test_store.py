@@ -142,3 +142,22 @@ async def test_release_all_frees_dead_leases(store: JobStore) -> None:
     assert await store.claim("dead", 3600) is not None
     assert await store.release_all() == 1
     assert await store.claim("alive", 10) is not None
+
+
+async def test_claim_leaves_the_payload_in_the_store_and_text_payloads_are_stored_as_given(
+    store: JobStore,
+) -> None:
+    from dataclasses import replace
+
+    from ptx_chain_node.payload import dump_payload
+
+    job = new_job(7)
+    text = dump_payload(ChainPayload(data=[{"v": 7, "w": [1.5, None, "x"]}], params="p"))
+    await store.insert_many([replace(job, payload=text)])
+    claimed = await store.claim("w", 60)
+    assert claimed is not None and claimed.id == job.id
+    assert claimed.payload is None and claimed.result is None  # not read by a claim
+    stored = await store.get(job.id, with_data=True)
+    assert stored is not None and stored.payload is not None
+    assert stored.payload.data == [{"v": 7, "w": [1.5, None, "x"]}]
+    assert stored.payload.params == "p" and stored.payload.wrapped
