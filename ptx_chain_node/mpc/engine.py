@@ -10,7 +10,9 @@
   a reason naming it, and the other nodes are told to cancel; inputs stay at the nodes, so
   the run can be started again under a new run id;
 - ``status`` / ``fetch_result``: the run as this engine watched it; the result id is the
-  run id, under which each node keeps its result share for the output parties;
+  run id, under which each node keeps its result share for the output parties. A run an
+  earlier process started (a coordinator restart) is adopted when every node still has it
+  running or done (a done run's inputs are gone: it could not run again);
 - ``delete``: the collaboration is forgotten at every node.
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -202,13 +204,17 @@ class MpycEngine:
         }
         run = _Run(collaboration.id)
         self._runs[run_id] = run
-        run.task = asyncio.create_task(self._drive(run_id, run, request))
+        run.task = asyncio.create_task(
+            self._drive(run_id, run, lambda: self._execute(run_id, request))
+        )
 
-    async def _drive(self, run_id: str, run: _Run, request: dict[str, Any]) -> None:
+    async def _drive(
+        self, run_id: str, run: _Run, work: Callable[[], Awaitable[str | None]]
+    ) -> None:
         bound = log.bind(run_id=run_id, collaboration_id=run.collaboration_id)
         try:
             async with self._lock:
-                error = await self._execute(run_id, request)
+                error = await work()
         except asyncio.CancelledError:
             run.status = RunStatus(RunPhase.FAILED, "the engine stopped during the run")
             raise
@@ -242,6 +248,10 @@ class MpycEngine:
         if refused:
             await self._cancel(run_id)
             return "; ".join(refused)
+        return await self._follow(run_id)
+
+    async def _follow(self, run_id: str) -> str | None:
+        """Watch a run started at every node; None when all are done, else why it failed."""
         deadline = time.monotonic() + self.run_timeout + 15.0
         silent_since: dict[int, float] = {}
         while True:
@@ -285,8 +295,32 @@ class MpycEngine:
         return None
 
     async def status(self, run_id: str) -> RunStatus | None:
-        run = self._runs.get(run_id)
+        run = self._runs.get(run_id) or await self._adopt(run_id)
         return None if run is None else run.status
+
+    async def _adopt(self, run_id: str) -> _Run | None:
+        """A run an earlier process of this engine started, as every node still has it.
+
+        After a coordinator restart the run may still be going on, or be done, at the nodes
+        (a done run's inputs are deleted there: it could not be started again), so it is
+        followed again under its own id. None when a node does not know it or it failed
+        there: the inputs are kept, the caller starts it again under a new run id.
+        """
+        token = self._coordinator_token()
+        views = await self._each([c.run(token, run_id) for c in self.clients])
+        known = [v for v in views if isinstance(v, dict)]
+        if len(known) < self.m or any(v["state"] not in ("running", "done") for v in known):
+            return None
+        if run_id in self._runs:  # adopted meanwhile
+            return self._runs[run_id]
+        run = _Run(str(known[0]["collaboration_id"]))
+        self._runs[run_id] = run
+        if all(v["state"] == "done" for v in known):
+            run.status = RunStatus(RunPhase.DONE)
+        else:
+            run.task = asyncio.create_task(self._drive(run_id, run, lambda: self._follow(run_id)))
+        log.info("mpyc.run_adopted", run_id=run_id, state=run.status.phase.value)
+        return run
 
     async def fetch_result(self, run_id: str) -> list[str]:
         run = self._runs.get(run_id)
