@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ptx_chain_node.errors import Problem, PtxError
+from ptx_chain_node.mpc.encoding import EncodedColumns, IntArray, encode_column
 from ptx_chain_node.mpc.fields import SecureType
 
 Value = int | Decimal | float
@@ -96,6 +97,16 @@ def column(columns: Columns, name: str) -> Sequence[object]:
         raise PtxError(
             f"missing input column {name!r}", 422, [Problem(f"columns.{name}", "missing")]
         ) from None
+
+
+def encoded_column(columns: Columns, name: str, scale: int, bound: int) -> IntArray:
+    """Column ``name`` encoded with ``scale`` and checked against ``bound`` (see
+    :func:`~.encoding.encode_column`); an :class:`~.encoding.EncodedColumns` encodes it once
+    for all the programs it is given to."""
+    values = column(columns, name)
+    if isinstance(columns, EncodedColumns):
+        return columns.encoded(name, scale, bound)
+    return encode_column(values, scale, name, bound)
 
 
 def check_bound(values: Sequence[int], bound: int, what: str) -> None:

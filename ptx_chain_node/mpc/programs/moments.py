@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from ptx_chain_node.errors import Problem, PtxError
 from ptx_chain_node.mpc import aggregate
-from ptx_chain_node.mpc.encoding import descale, scale_column
+from ptx_chain_node.mpc.encoding import IntArray, descale
 from ptx_chain_node.mpc.fields import FXP128, INT64, INT128
 from ptx_chain_node.mpc.program import (
     Columns,
@@ -26,6 +26,7 @@ from ptx_chain_node.mpc.program import (
     Value,
     check_bound,
     column,
+    encoded_column,
 )
 from ptx_chain_node.mpc.programs.arithmetic import at_least, divide, sqrt, total, wrap
 
@@ -62,8 +63,8 @@ class WeightedParams(ValueParams):
     weight_scale: int = Field(0, ge=0, le=18, description="decimal places of the weights")
 
 
-def _values(params: ValueParams, columns: Columns, bound: int) -> list[int]:
-    return scale_column(column(columns, "value"), params.scale, "value", bound)
+def _values(params: ValueParams, columns: Columns, bound: int) -> IntArray:
+    return encoded_column(columns, "value", params.scale, bound)
 
 
 def _fxp(values: list[int], power: int, scale: int) -> list[Value]:
@@ -246,8 +247,8 @@ STDDEV = Program(
 
 def _prepare_weighted(params: WeightedParams, columns: Columns) -> list[int]:
     values = _values(params, columns, _ROW_BOUND)
-    weights = scale_column(column(columns, "weight"), params.weight_scale, "weight", _WEIGHT_BOUND)
-    if any(w < 0 for w in weights):
+    weights = encoded_column(columns, "weight", params.weight_scale, _WEIGHT_BOUND)
+    if weights.size and weights.min() < 0:
         raise PtxError("weights must be non-negative", 422, [Problem("weight", "negative")])
     try:
         out = aggregate.weighted_sums(values, weights)

@@ -21,9 +21,17 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from ptx_chain_node.mpc import aggregate
-from ptx_chain_node.mpc.encoding import descale, scale_column, scale_edge
+from ptx_chain_node.mpc.encoding import IntArray, descale, scale_column, scale_edge
 from ptx_chain_node.mpc.fields import INT64
-from ptx_chain_node.mpc.program import Columns, Outcome, Precision, Program, Value, column
+from ptx_chain_node.mpc.program import (
+    Columns,
+    Outcome,
+    Precision,
+    Program,
+    Value,
+    column,
+    encoded_column,
+)
 from ptx_chain_node.mpc.programs.arithmetic import at_least, total, wrap
 from ptx_chain_node.mpc.programs.moments import ValueParams
 
@@ -59,12 +67,16 @@ def _rows(params: ValueParams, columns: Columns) -> list[int]:
     return scale_column(column(columns, "value"), params.scale, "value", _ROW_BOUND)
 
 
+def _encoded(params: ValueParams, columns: Columns) -> IntArray:
+    return encoded_column(columns, "value", params.scale, _ROW_BOUND)
+
+
 # histogram -----------------------------------------------------------------------------
 
 
 def _prepare_histogram(params: HistogramParams, columns: Columns) -> list[int]:
     edges = [scale_edge(e, params.scale) for e in params.edges]
-    return aggregate.bin_counts(_rows(params, columns), edges)
+    return aggregate.bin_counts(_encoded(params, columns), edges)
 
 
 async def _compute_histogram(
@@ -106,7 +118,7 @@ def _extreme_program(largest: bool) -> Program[ValueParams]:
     empty = -_ROW_BOUND if largest else _ROW_BOUND  # loses every comparison
 
     def prepare(params: ValueParams, columns: Columns) -> list[int]:
-        return aggregate.extreme(_rows(params, columns), largest, empty)
+        return aggregate.extreme(_encoded(params, columns), largest, empty)
 
     async def compute(rt: Any, stype: Any, params: ValueParams, inputs: list[list[int]]) -> Outcome:
         vectors = [wrap(stype, v) for v in inputs]
