@@ -1,46 +1,90 @@
 """Queued notifications and the record of every delivery attempt, in the store.
 
 A notification is inserted in the same transaction as the state change that causes it
-(see :meth:`CollaborationStore.finish`), so a crash cannot lose one. A sender leases it,
-records each attempt, and marks it delivered or failed; a lease that expires (a crashed
-sender) lets another sender take it over.
+(:func:`queue_notifications`, from :meth:`RunStore.finish`), so a crash cannot lose one. A
+sender leases it, records each attempt, and marks it delivered or failed; a lease that
+expires (a crashed sender) lets another sender take it over.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, insert, literal, select, update
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ptx_chain_node.coordination import leases
+from ptx_chain_node.coordination.party_store import party_key
 from ptx_chain_node.coordination.records import (
     Notification,
     NotificationAttempt,
     NotificationState,
     Role,
 )
+from ptx_chain_node.coordination.rows import from_row
 from ptx_chain_node.coordination.schema import collaboration_parties as parties_t
 from ptx_chain_node.coordination.schema import notification_attempts as attempts_t
 from ptx_chain_node.coordination.schema import notifications as notifications_t
-from ptx_chain_node.coordination.store import writing
+from ptx_chain_node.coordination.transactions import (
+    read_rows,
+    write,
+    write_returning,
+    writing,
+)
 from ptx_chain_node.store.database import Database
+
+_QUEUED_COLUMNS = [
+    "id",
+    "collaboration_id",
+    "party_id",
+    "endpoint",
+    "body",
+    "state",
+    "attempts",
+    "deadline",
+    "next_attempt_at",
+    "created_at",
+]
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    """The notification every output party gets with a terminal state change."""
+
+    body: str
+    deadline: float
+
+
+async def queue_notifications(
+    conn: AsyncConnection, collaboration_id: str, notify: NewNotification, now: float
+) -> None:
+    """Queue ``notify`` for every output party with an endpoint, in ``conn``'s transaction.
+
+    Notification ids are ``"<collaboration id>/<party id>"``: one per party and end.
+    """
+    outputs = select(
+        (literal(collaboration_id + "/") + parties_t.c.party_id).label("id"),
+        parties_t.c.collaboration_id,
+        parties_t.c.party_id,
+        parties_t.c.endpoint,
+        literal(notify.body).label("body"),
+        literal(NotificationState.PENDING.value).label("state"),
+        literal(0).label("attempts"),
+        literal(notify.deadline).label("deadline"),
+        literal(now).label("next_attempt_at"),
+        literal(now).label("created_at"),
+    ).where(
+        parties_t.c.collaboration_id == collaboration_id,
+        parties_t.c.role == Role.OUTPUT.value,
+        parties_t.c.endpoint.is_not(None),  # in-process parties read the store
+    )
+    await conn.execute(insert(notifications_t).from_select(_QUEUED_COLUMNS, outputs))
 
 
 def _notification(row: RowMapping) -> Notification:
-    return Notification(
-        id=row["id"],
-        collaboration_id=row["collaboration_id"],
-        party_id=row["party_id"],
-        endpoint=row["endpoint"],
-        body=row["body"],
-        state=NotificationState(row["state"]),
-        attempts=row["attempts"],
-        deadline=row["deadline"],
-        next_attempt_at=row["next_attempt_at"],
-        created_at=row["created_at"],
-        last_error=row["last_error"],
-        delivered_at=row["delivered_at"],
-    )
+    return from_row(Notification, row, state=NotificationState(row["state"]))
 
 
 class NotificationStore:
@@ -54,35 +98,25 @@ class NotificationStore:
     ) -> list[Notification]:
         """Lease pending notifications that are due and not held by a live sender."""
         now = time.time()
-        claimable = and_(
+        due = and_(
             notifications_t.c.state == NotificationState.PENDING.value,
             notifications_t.c.next_attempt_at <= now,
-            or_(notifications_t.c.lease_until.is_(None), notifications_t.c.lease_until < now),
         )
-        candidates = (
-            select(notifications_t.c.id)
-            .where(claimable)
-            .order_by(notifications_t.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        statement = leases.claim(
+            notifications_t,
+            due,
+            owner=owner,
+            now=now,
+            lease_seconds=lease_seconds,
+            limit=limit,
+            order_by=notifications_t.c.next_attempt_at,
         )
-        statement = (
-            update(notifications_t)
-            .where(notifications_t.c.id.in_(candidates), claimable)
-            .values(lease_owner=owner, lease_until=now + lease_seconds)
-            .returning(*notifications_t.c)
-        )
-        async with writing(self.database), self.database.engine.begin() as conn:
-            rows = (await conn.execute(statement)).mappings().all()
-        return [_notification(row) for row in rows]
+        return [_notification(row) for row in await write_returning(self.database, statement)]
 
     async def secret_for(self, notification: Notification) -> str | None:
         """The HMAC key of the notification's output party (None if it was removed)."""
-        query = select(parties_t.c.notify_secret).where(
-            parties_t.c.collaboration_id == notification.collaboration_id,
-            parties_t.c.role == Role.OUTPUT.value,
-            parties_t.c.party_id == notification.party_id,
-        )
+        key = party_key(notification.collaboration_id, Role.OUTPUT, notification.party_id)
+        query = select(parties_t.c.notify_secret).where(key)
         async with self.database.engine.connect() as conn:
             value = (await conn.execute(query)).scalar()
         return str(value) if value is not None else None
@@ -128,39 +162,19 @@ class NotificationStore:
         values: dict[str, object] = {"state": state.value, "lease_owner": None, "lease_until": None}
         if state is NotificationState.DELIVERED:
             values["delivered_at"] = time.time()
-        async with writing(self.database), self.database.engine.begin() as conn:
-            result = await conn.execute(
-                update(notifications_t)
-                .where(
-                    notifications_t.c.id == notification_id,
-                    notifications_t.c.lease_owner == owner,
-                )
-                .values(**values)
-            )
-        return bool(result.rowcount)
+        statement = leases.held_by(notifications_t, notification_id, owner).values(**values)
+        return bool(await write(self.database, statement))
 
     async def release(self, notification_id: str, owner: str) -> bool:
         """Give a leased notification back (shutting down): another sender continues it."""
-        async with writing(self.database), self.database.engine.begin() as conn:
-            result = await conn.execute(
-                update(notifications_t)
-                .where(
-                    notifications_t.c.id == notification_id,
-                    notifications_t.c.lease_owner == owner,
-                )
-                .values(lease_owner=None, lease_until=None)
-            )
-        return bool(result.rowcount)
+        statement = leases.held_by(notifications_t, notification_id, owner).values(
+            lease_owner=None, lease_until=None
+        )
+        return bool(await write(self.database, statement))
 
     async def release_all(self) -> int:
         """Drop every lease (SQLite start-up: the old process is gone)."""
-        async with writing(self.database), self.database.engine.begin() as conn:
-            result = await conn.execute(
-                update(notifications_t)
-                .where(notifications_t.c.lease_owner.is_not(None))
-                .values(lease_owner=None, lease_until=None)
-            )
-        return int(result.rowcount)
+        return await write(self.database, leases.release(notifications_t))
 
     async def for_collaboration(self, collaboration_id: str) -> list[Notification]:
         """The notifications of one collaboration, oldest first."""
@@ -169,9 +183,7 @@ class NotificationStore:
             .where(notifications_t.c.collaboration_id == collaboration_id)
             .order_by(notifications_t.c.created_at, notifications_t.c.party_id)
         )
-        async with self.database.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [_notification(row) for row in rows]
+        return [_notification(row) for row in await read_rows(self.database, query)]
 
     async def attempts(self, notification_id: str) -> list[NotificationAttempt]:
         """Every attempt made for one notification, in order."""
@@ -180,16 +192,5 @@ class NotificationStore:
             .where(attempts_t.c.notification_id == notification_id)
             .order_by(attempts_t.c.attempt)
         )
-        async with self.database.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [
-            NotificationAttempt(
-                notification_id=row["notification_id"],
-                attempt=row["attempt"],
-                at=row["at"],
-                duration=row["duration"],
-                status_code=row["status_code"],
-                error=row["error"],
-            )
-            for row in rows
-        ]
+        rows = await read_rows(self.database, query)
+        return [from_row(NotificationAttempt, row) for row in rows]

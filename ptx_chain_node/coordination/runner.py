@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import structlog
 
 from ptx_chain_node.coordination.engine import Engine, PartyInput, RunPhase
+from ptx_chain_node.coordination.outbox import NewNotification
 from ptx_chain_node.coordination.records import CollaborationRecord, Role
 from ptx_chain_node.coordination.states import CollabState
-from ptx_chain_node.coordination.store import CollaborationStore, NewNotification
+from ptx_chain_node.coordination.store import CollaborationStore
 
 log = structlog.get_logger(__name__)
 

@@ -26,7 +26,8 @@ from ptx_chain_node.coordination.collaboration import (
 )
 from ptx_chain_node.coordination.engine import Engine, PartyInput
 from ptx_chain_node.coordination.notify import Notifier, NotifyClient, NotifyPolicy
-from ptx_chain_node.coordination.outbox import NotificationStore
+from ptx_chain_node.coordination.outbox import NewNotification, NotificationStore
+from ptx_chain_node.coordination.party_store import AddOutcome
 from ptx_chain_node.coordination.programs import ProgramRegistry
 from ptx_chain_node.coordination.records import CollaborationRecord, PartyRecord, Role
 from ptx_chain_node.coordination.runner import RunPolicy, RunSupervisor, notification_body
@@ -37,7 +38,7 @@ from ptx_chain_node.coordination.states import (
     next_state,
     require_accepting,
 )
-from ptx_chain_node.coordination.store import AddOutcome, CollaborationStore, NewNotification
+from ptx_chain_node.coordination.store import CollaborationStore
 from ptx_chain_node.coordination.tokens import (
     Forbidden,
     OperatorGate,
