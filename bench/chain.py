@@ -1,9 +1,10 @@
 """Chain benchmark: from the PDC's request to the resume received, by MPC, vs plain MPyC.
 
 For each row count (split over 3 providers: the origin thread and two additional-data
-threads), one fresh worker process runs the demo's machinery: simulated PDCs, the gateway
-(SQLite store, ``mpc`` processor, a chain configuration computing the mean and a 10-bin
-histogram of one integer column) and 3 local MPyC node processes. Measured in that run:
+threads), one fresh worker process runs the demo's machinery: simulated PDCs in the worker,
+the gateway in a process of its own (SQLite store, ``mpc`` processor, a chain configuration
+computing the mean and a 10-bin histogram of one integer column) and 3 local MPyC node
+processes. Measured in that run:
 
 - ``chain``: wall time from ``start_chain`` at the origin PDC to the consumer's output
   (the PDC's fetches of the data, the gateway's validation, sharing and uploads, the
@@ -11,6 +12,9 @@ histogram of one integer column) and 3 local MPyC node processes. Measured in th
 - ``mpc``: the MPC runs alone, from the coordinator's records (first ``run_started_at``
   to last ``finished_at`` of the chain's collaborations). ``chain - mpc`` is the
   gateway's (and the simulated PDCs') overhead.
+- ``gateway CPU s``: the gateway process's CPU time from ready to the end of the chain;
+  ``PDCs CPU s``: the worker's (the simulated PDCs', without the memory sampler's thread)
+  over the chain. Both sides run on the same 2 cores, so they also slow each other down.
 - ``mpyc``: ``bench/mpc_plain.py`` on the same rows (each party pre-aggregates its own
   rows, 3 processes on loopback), run right after in the same worker.
 
@@ -18,15 +22,17 @@ Both the gateway's ``limits.max_body_bytes`` and the simulated PDCs' ``body_limi
 PDC's ``expressLimitSize``, 2 MB by default: ~150 000 rows of this data) are raised to
 1 GiB here: at 10^6 rows the merged body is ~15 MB of JSON.
 
-Peak memory: ``gateway MB`` is the worker's ``ru_maxrss`` (the gateway *and* the
-simulated PDCs, which hold every row as JSON), ``nodes MB`` the largest ``VmHWM`` of a node
-process or an MPyC party it started, ``mpyc MB`` of a plain MPyC party (both sampled from
-``/proc`` every 50 ms: ``ru_maxrss`` of a child forked from the big worker is
-inflated). Each result is checked against numpy.
+Peak memory: ``gateway MB`` is the gateway process's ``VmHWM``, ``PDCs MB`` the worker's
+``ru_maxrss`` (the simulated PDCs, which hold every row as Python objects and JSON, and the
+benchmark's own data), ``nodes MB`` the largest ``VmHWM`` of a node process or an MPyC
+party it started, ``mpyc MB`` of a plain MPyC party (sampled from ``/proc``: ``ru_maxrss``
+of a child forked from the big worker is inflated). Each result is checked against numpy.
+``bench/chain_stages.py`` breaks the gateway's part down by stage.
 
     .venv/bin/python bench/chain.py                  # 10^3 .. 10^6 rows
     .venv/bin/python bench/chain.py --quick          # 10^3 and 10^4 rows
     .venv/bin/python bench/chain.py --rows 100000 --json out.json
+    .venv/bin/python bench/chain.py --worker 1000000   # one size in this process (profiling)
 """
 
 from __future__ import annotations
@@ -41,7 +47,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -51,6 +56,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from bench.chain_gateway import GatewayProcess  # noqa: E402
+from bench.peak_memory import PeakSampler  # noqa: E402
 
 PROVIDERS = ["provider", "north", "south"]
 EDGES = list(range(0, 10_001, 1000))
@@ -118,11 +126,10 @@ def matches(mean: float, histogram: list[int], want: dict[str, Any]) -> bool:
     return math.isclose(mean, want["mean"], rel_tol=1e-9) and histogram == want["histogram"]
 
 
-async def run_chain(data: dict[str, np.ndarray], tmp: Path) -> dict[str, Any]:
-    """The whole chain once; wall time, MPC time, result, and the nodes' peak RSS."""
+async def run_chain(data: dict[str, np.ndarray], tmp: Path, sampler: PeakSampler) -> dict[str, Any]:
+    """The whole chain once: wall time, MPC time, result, CPU and memory of the gateway."""
     import httpx
 
-    from gateway.app import create_app
     from gateway.demo import additional_sources, local_nodes
     from gateway.settings import Settings
     from ptx_chain_node.testing import (
@@ -151,7 +158,7 @@ async def run_chain(data: dict[str, np.ndarray], tmp: Path) -> dict[str, Any]:
         }
         nodes = await stack.enter_async_context(local_nodes(tmp / "nodes"))
         nodes.run_timeout = 3600
-        settings = Settings(
+        settings = dict(
             store_url=f"sqlite:///{tmp / 'gateway.db'}",
             pdc_url=pdcs["node"].base_url,
             resources=[
@@ -169,8 +176,7 @@ async def run_chain(data: dict[str, np.ndarray], tmp: Path) -> dict[str, Any]:
             mpyc=nodes.settings(Settings().mpyc).model_dump(),
             log_level="warning",
         )
-        app = create_app(settings, configure_logging=False)
-        gateway = await stack.enter_async_context(serve(app))
+        gateway = await stack.enter_async_context(GatewayProcess(settings, tmp, sampler.exclude))
         extra = additional_sources(pdcs["additional"], rows, list(PROVIDERS[1:]), CATALOG)
         spec = ChainSpec(
             source=DataSource(
@@ -191,75 +197,25 @@ async def run_chain(data: dict[str, np.ndarray], tmp: Path) -> dict[str, Any]:
             ),
         )
         del rows
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time() - sampler.cpu_s
         chain_id = await pdcs["origin"].start_chain(spec)
         output = await pdcs["consumer"].wait_for_output(chain_id, 3600)
         seconds = time.perf_counter() - started
-        store = app.state.runtime.coordination.coordinator.store
-        records = await store.collaborations()
-        starts = [r.run_started_at for r in records if r.run_started_at is not None]
-        ends = [r.finished_at for r in records if r.finished_at is not None]
-        if len(starts) != len(records) or len(ends) != len(records):
-            raise SystemExit(f"a collaboration did not run: {[r.state for r in records]}")
-        mpc_seconds = max(ends) - min(starts)
+        pdcs_cpu = time.process_time() - sampler.cpu_s - cpu
+    runs = gateway.report["runs"]
+    if not runs or any(start is None or end is None for start, end, _ in runs):
+        raise SystemExit(f"a collaboration did not run: {[state for _, _, state in runs]}")
     statistics = output.data["statistics"]
     return {
         "chain_s": seconds,
-        "mpc_s": mpc_seconds,
+        "mpc_s": max(end for _, end, _ in runs) - min(start for start, _, _ in runs),
+        "gateway_cpu_s": gateway.report["cpu_s"],
+        "pdcs_cpu_s": pdcs_cpu,
+        "gateway_mb": gateway.report["peak_mb"],
         "mean": statistics["mean"],
         "histogram": list(statistics["histogram"].values()),
         "parties": output.data.get("parties"),
     }
-
-
-class PeakSampler:
-    """The largest ``VmHWM`` of this process's descendants, sampled every 50 ms.
-
-    ``ru_maxrss`` of children is useless here: a child forked from this process (which
-    holds every row) inherits its high-water mark across ``exec``.
-    """
-
-    def __init__(self) -> None:
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> PeakSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def peak_mb(self) -> float:
-        return self.peak_kb / 1024
-
-    def _run(self) -> None:
-        while True:
-            self.sample()
-            if self._stop.wait(0.05):
-                return
-
-    def sample(self) -> None:
-        parents: dict[int, int] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                with contextlib.suppress(OSError, IndexError, ValueError):
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                    parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-        me = os.getpid()
-        for pid in parents:
-            ancestor, hops = parents.get(pid), 0
-            while ancestor not in (None, me, 0, 1) and hops < 20:
-                ancestor, hops = parents.get(ancestor), hops + 1
-            if ancestor != me:
-                continue
-            with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
 
 
 def run_plain(data: dict[str, np.ndarray], tmp: Path) -> dict[str, Any]:
@@ -315,8 +271,8 @@ def worker(rows: int, seed: int) -> dict[str, Any]:
         data = make_data(rows, seed, tmp)
         want = plaintext(data)
         with PeakSampler() as sampler:
-            chain = asyncio.run(run_chain(data, tmp))
-        gateway_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            chain = asyncio.run(run_chain(data, tmp, sampler))
+        pdcs_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         nodes_mb = sampler.peak_mb
         plain = run_plain(data, tmp)
     return {
@@ -324,7 +280,10 @@ def worker(rows: int, seed: int) -> dict[str, Any]:
         "chain_s": chain["chain_s"],
         "mpc_s": chain["mpc_s"],
         "mpyc_s": plain["mpyc_s"],
-        "gateway_mb": gateway_mb,
+        "gateway_cpu_s": chain["gateway_cpu_s"],
+        "pdcs_cpu_s": chain["pdcs_cpu_s"],
+        "gateway_mb": chain["gateway_mb"],
+        "pdcs_mb": pdcs_mb,
         "nodes_mb": nodes_mb,
         "mpyc_mb": plain["mpyc_mb"],
         "parties": chain["parties"],
@@ -347,16 +306,18 @@ def measure(rows: int, seed: int) -> dict[str, Any]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| rows | chain s | mpc s | overhead s | mpyc s | chain/mpyc | gateway MB | nodes MB "
-        "| mpyc MB | ok |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "| rows | chain s | mpc s | overhead s | mpyc s | chain/mpyc | gateway CPU s "
+        "| PDCs CPU s | gateway MB | PDCs MB | nodes MB | mpyc MB | ok |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     )
     lines = [head]
     for r in rows:
         lines.append(
             f"| {r['rows']:,} | {r['chain_s']:.2f} | {r['mpc_s']:.2f} "
             f"| {r['chain_s'] - r['mpc_s']:.2f} | {r['mpyc_s']:.2f} "
-            f"| {r['chain_s'] / r['mpyc_s']:.1f}x | {r['gateway_mb']:.0f} | {r['nodes_mb']:.0f} "
-            f"| {r['mpyc_mb']:.0f} | {'yes' if r['ok'] else 'NO'} |"
+            f"| {r['chain_s'] / r['mpyc_s']:.1f}x | {r['gateway_cpu_s']:.2f} "
+            f"| {r['pdcs_cpu_s']:.2f} | {r['gateway_mb']:.0f} | {r['pdcs_mb']:.0f} "
+            f"| {r['nodes_mb']:.0f} | {r['mpyc_mb']:.0f} | {'yes' if r['ok'] else 'NO'} |"
         )
     return "\n".join(lines)
 

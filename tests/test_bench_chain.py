@@ -29,5 +29,6 @@ def test_the_chain_benchmark_runs_and_checks_its_result(tmp_path: Path) -> None:
     assert row["parties"] == {"provider": 100, "north": 100, "south": 100}
     assert 0 < row["mpc_s"] < row["chain_s"]
     assert row["mpyc_s"] > 0
-    assert all(row[k] > 10 for k in ("gateway_mb", "nodes_mb", "mpyc_mb"))  # Python processes
+    assert all(row[k] > 10 for k in ("gateway_mb", "pdcs_mb", "nodes_mb", "mpyc_mb"))  # Python
+    assert 0 < row["gateway_cpu_s"] < 60 and 0 < row["pdcs_cpu_s"] < 60
     assert "| 300 |" in done.stdout

@@ -117,7 +117,7 @@ def typed_rows(mapping: InputMapping, data: Any, where: str) -> tuple[ThreadRows
 
 def _columnar(columns: list[_Column], rows: list[Any]) -> Columns | None:
     """Every column of ``rows`` when every cell is good as it is; None when one may not be."""
-    if any(type(row) is not dict for row in rows):
+    if not set(map(type, rows)) <= {dict}:
         return None
     typed: Columns = {}
     for column in columns:
