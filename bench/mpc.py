@@ -119,22 +119,23 @@ def _number(value: Any) -> int | float:
 
 async def run_engine(job: dict[str, Any]) -> tuple[float, dict[str, list[Any]], float]:
     from ptx_chain_node.mpc import catalogue
+    from ptx_chain_node.mpc.encoding import EncodedColumns
     from ptx_chain_node.mpc.runner import LocalComputation, reconstruct, run_local
 
     data = load(job)
     started = time.perf_counter()
+    # each input party's columns, encoded once for all the programs of the session
+    parties = [EncodedColumns({"value": d["value"], "weight": d["weight"]}) for d in data]
     bound, computations = [], []
     for name in job["programs"]:
         version, params = PROGRAMS[name]
         program = catalogue.bind(name, version, params)
         shares = []
-        for party in data:  # each input party: pre-aggregate its own rows and share them
-            columns: dict[str, Any] = (
-                {"id": party["id"].tolist()}
-                if name == "psi_cardinality"
-                else {"value": party["value"], "weight": party["weight"]}
-            )
-            shares.append(program.share(columns, m=3))
+        for party, columns in zip(data, parties, strict=True):  # pre-aggregate, then share
+            if name == "psi_cardinality":
+                shares.append(program.share({"id": party["id"].tolist()}, m=3))
+            else:
+                shares.append(program.share(columns, m=3))
         bound.append(program)
         computations.append(LocalComputation(program.ref(), shares))
     shared = time.perf_counter()

@@ -31,12 +31,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from ptx_chain_node.errors import NotFoundError, Problem, PtxError
 from ptx_chain_node.mpc import sharing
 from ptx_chain_node.mpc.errors import GroupTooSmall, ProgramMismatch
-from ptx_chain_node.mpc.program import Columns, Precision, Program, ProgramParams, Value
+from ptx_chain_node.mpc.params import ProgramParams
+from ptx_chain_node.mpc.program import Columns, Precision, Program, Value
 from ptx_chain_node.mpc.programs import intersection, moments, order
 from ptx_chain_node.mpc.sharing import ShareVector
 
@@ -146,7 +145,7 @@ class BoundProgram:
 
     def ref(self) -> ProgramRef:
         """The wire reference of this computation's program."""
-        return ProgramRef(self.name, self.version, self.params.model_dump(mode="json"), self.hash)
+        return ProgramRef(self.name, self.version, self.params.to_json(), self.hash)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (for a catalogue listing or an audit log)."""
@@ -226,7 +225,7 @@ def program_hash(program: Program[Any], params: ProgramParams) -> str:
     description = {
         "name": program.name,
         "version": program.version,
-        "params": params.model_dump(mode="json"),
+        "params": params.to_json(),
         "sectype": program.stype.name,
         "code": code_digest(program),
     }
@@ -238,13 +237,9 @@ def bind(name: str, version: str, params: Mapping[str, Any] | None = None) -> Bo
     """Validate ``params`` for a catalogue program and compute its hash."""
     program = get(name, version)
     try:
-        validated = program.params.model_validate(dict(params or {}))
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(part) for part in err["loc"])
-            problems.append(Problem(f"params.{where}" if where else "params", err["msg"]))
-        raise PtxError(f"invalid parameters for program {name}", 422, problems) from None
+        validated = program.params.parse(dict(params or {}))
+    except PtxError as exc:
+        raise PtxError(f"invalid parameters for program {name}", 422, exc.problems) from None
     return BoundProgram(program, validated, program_hash(program, validated))
 
 

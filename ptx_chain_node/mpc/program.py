@@ -22,24 +22,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from ptx_chain_node.errors import Problem, PtxError
 from ptx_chain_node.mpc.encoding import EncodedColumns, IntArray, encode_column
 from ptx_chain_node.mpc.fields import SecureType
+from ptx_chain_node.mpc.params import ProgramParams
 
 Value = int | Decimal | float
 Columns = Mapping[str, Sequence[object]]
-
-
-class ProgramParams(BaseModel):
-    """Parameters every program has: the minimum group size ``k`` of the output guard."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    min_group_size: int = Field(
-        5, ge=1, description="refuse to output when fewer rows (or set members) contributed"
-    )
 
 
 P = TypeVar("P", bound=ProgramParams)

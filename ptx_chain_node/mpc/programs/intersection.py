@@ -17,7 +17,8 @@ from typing import Any
 
 from ptx_chain_node.mpc.encoding import identifier_codes
 from ptx_chain_node.mpc.fields import INT64
-from ptx_chain_node.mpc.program import Columns, Outcome, Program, ProgramParams, column
+from ptx_chain_node.mpc.params import ProgramParams
+from ptx_chain_node.mpc.program import Columns, Outcome, Program, column
 
 
 def _prepare(params: ProgramParams, columns: Columns) -> list[int]:

@@ -8,21 +8,20 @@ exact and only the final division (and square root) round.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
-
-from pydantic import Field, model_validator
 
 from ptx_chain_node.errors import Problem, PtxError
 from ptx_chain_node.mpc import aggregate
 from ptx_chain_node.mpc.encoding import IntArray, descale
 from ptx_chain_node.mpc.fields import FXP128, INT64, INT128
+from ptx_chain_node.mpc.params import ProgramParams, spec
 from ptx_chain_node.mpc.program import (
     Columns,
     Outcome,
     Precision,
     Program,
-    ProgramParams,
     Value,
     check_bound,
     column,
@@ -41,26 +40,32 @@ _SUM_ROW_BOUND = 1 << 96
 _WEIGHT_BOUND = 1 << 56  # total weight of one input party
 
 
+@dataclass(frozen=True, kw_only=True)
 class ValueParams(ProgramParams):
     """A program on one numeric column ``value`` with a decimal ``scale`` (0 = integers)."""
 
-    scale: int = Field(0, ge=0, le=18, description="decimal places of the value column")
+    scale: int = field(
+        default=0, metadata=spec(ge=0, le=18, description="decimal places of the value column")
+    )
 
 
+@dataclass(frozen=True, kw_only=True)
 class SpreadParams(ValueParams):
     """Variance and standard deviation (sample, ``n - 1``): need ``min_group_size >= 2``."""
 
-    @model_validator(mode="after")
-    def _two_rows(self) -> SpreadParams:
+    def rules(self) -> list[Problem]:
         if self.min_group_size < 2:
-            raise ValueError("min_group_size must be at least 2 for a sample variance")
-        return self
+            return [Problem("min_group_size", "must be at least 2 for a sample variance")]
+        return super().rules()
 
 
+@dataclass(frozen=True, kw_only=True)
 class WeightedParams(ValueParams):
     """Weighted mean: column ``value`` and non-negative column ``weight``."""
 
-    weight_scale: int = Field(0, ge=0, le=18, description="decimal places of the weights")
+    weight_scale: int = field(
+        default=0, metadata=spec(ge=0, le=18, description="decimal places of the weights")
+    )
 
 
 def _values(params: ValueParams, columns: Columns, bound: int) -> IntArray:

@@ -12,17 +12,18 @@ their guard ``N >= k`` is evaluated on the public count.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from itertools import pairwise
 from math import floor
 from typing import Any
 
-from pydantic import Field, field_validator
-
+from ptx_chain_node.errors import Problem
 from ptx_chain_node.mpc import aggregate
 from ptx_chain_node.mpc.encoding import IntArray, descale, scale_column, scale_edge
 from ptx_chain_node.mpc.fields import INT64
+from ptx_chain_node.mpc.params import spec
 from ptx_chain_node.mpc.program import (
     Columns,
     Outcome,
@@ -42,25 +43,25 @@ _MAX_BINS = 1000
 RATIONAL = Precision(relative=2.0**-52, absolute=0.0)
 
 
+@dataclass(frozen=True, kw_only=True)
 class HistogramParams(ValueParams):
     """Public, strictly increasing bin edges (numpy.histogram semantics)."""
 
-    edges: list[Decimal] = Field(min_length=2, max_length=_MAX_BINS + 1)
+    edges: list[Decimal] = field(
+        metadata=spec(min_length=2, max_length=_MAX_BINS + 1, description="increasing bin edges")
+    )
 
-    @field_validator("edges")
-    @classmethod
-    def _increasing(cls, edges: list[Decimal]) -> list[Decimal]:
-        if not all(e.is_finite() for e in edges):
-            raise ValueError("edges must be finite")
-        if any(b <= a for a, b in pairwise(edges)):
-            raise ValueError("edges must be strictly increasing")
-        return edges
+    def rules(self) -> list[Problem]:
+        if any(b <= a for a, b in pairwise(self.edges)):
+            return [Problem("edges", "edges must be strictly increasing")]
+        return super().rules()
 
 
+@dataclass(frozen=True, kw_only=True)
 class QuantileParams(ValueParams):
     """The quantile ``q`` in ``[0, 1]`` (a decimal; 0.5 is the median)."""
 
-    q: Decimal = Field(ge=0, le=1)
+    q: Decimal = field(metadata=spec(ge=0, le=1, description="the quantile, in [0, 1]"))
 
 
 def _rows(params: ValueParams, columns: Columns) -> list[int]:
