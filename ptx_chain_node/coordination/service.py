@@ -8,8 +8,6 @@ written to the store before a use case returns.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -19,35 +17,23 @@ from typing import Any
 import httpx
 import structlog
 
-from ptx_chain_node.coordination.collaboration import (
-    Collaboration,
-    CollaborationRequest,
-    check_endpoint,
-)
-from ptx_chain_node.coordination.engine import Engine, PartyInput
+from ptx_chain_node.coordination.access import CollaborationAccess
+from ptx_chain_node.coordination.collaboration import Collaboration, CollaborationRequest
+from ptx_chain_node.coordination.engine import Engine
+from ptx_chain_node.coordination.enrolment import Enrolment, Registration
 from ptx_chain_node.coordination.notify import Notifier, NotifyClient, NotifyPolicy
 from ptx_chain_node.coordination.outbox import NewNotification, NotificationStore
-from ptx_chain_node.coordination.party_store import AddOutcome
 from ptx_chain_node.coordination.programs import ProgramRegistry
 from ptx_chain_node.coordination.records import CollaborationRecord, PartyRecord, Role
 from ptx_chain_node.coordination.runner import RunPolicy, RunSupervisor, notification_body
-from ptx_chain_node.coordination.states import (
-    ACCEPTING,
-    TERMINAL,
-    CollabState,
-    next_state,
-    require_accepting,
-)
+from ptx_chain_node.coordination.states import ACCEPTING, TERMINAL, CollabState, next_state
 from ptx_chain_node.coordination.store import CollaborationStore
-from ptx_chain_node.coordination.tokens import (
-    Forbidden,
-    OperatorGate,
-    issue_party_token,
-    new_notify_secret,
-    token_matches,
-)
-from ptx_chain_node.errors import AuthError, NotFoundError, Problem, PtxError
+from ptx_chain_node.coordination.tokens import OperatorGate, issue_party_token, new_notify_secret
+from ptx_chain_node.coordination.waiting import Changes
+from ptx_chain_node.errors import NotFoundError, Problem, PtxError
 from ptx_chain_node.store.database import Database
+
+__all__ = ["Coordinator", "CoordinatorPolicy", "Registration"]
 
 log = structlog.get_logger(__name__)
 
@@ -61,20 +47,14 @@ class CoordinatorPolicy:
     sweep_interval: float = 5.0
 
 
-@dataclass(frozen=True)
-class Registration:
-    """A party's registration; ``token`` (and a generated ``notify_secret``) only when new."""
-
-    record: CollaborationRecord
-    party: PartyRecord
-    created: bool
-    token: str | None = field(default=None, repr=False)
-    notify_secret: str | None = field(default=None, repr=False)
-    plan: dict[str, Any] = field(default_factory=dict)
-
-
 class Coordinator:
-    """Collaborations, parties, runs and notifications over one store."""
+    """Collaborations, parties, runs and notifications over one store.
+
+    The parties' use cases are :class:`~ptx_chain_node.coordination.enrolment.Enrolment`'s,
+    lookups and their checks :class:`~ptx_chain_node.coordination.access.CollaborationAccess`'s
+    and waiting :class:`~ptx_chain_node.coordination.waiting.Changes`'; the methods here are
+    what the routes call.
+    """
 
     def __init__(
         self,
@@ -93,14 +73,15 @@ class Coordinator:
         self.engines = dict(engines)
         self.programs = programs
         self.gate = OperatorGate(operator_token)
+        self.access = CollaborationAccess(self.store, self.gate, self.engines)
+        self.changes = Changes(self.access)
+        self.enrolment = Enrolment(self.access, self.changes, self.advance)
         self.notifier = Notifier(
             self.outbox, NotifyClient(http, self.policy.notify.timeout), self.policy.notify
         )
         self.runner = RunSupervisor(
             self.store, self.engines, self.policy.run, on_end=self._run_ended
         )
-        self._ended = asyncio.Event()
-        self._changed = asyncio.Event()  # an upload confirmed or a collaboration ended
 
     # -- life cycle of the service ---------------------------------------------------------
 
@@ -135,17 +116,8 @@ class Coordinator:
         await self.runner.idle()
         await self.notifier.idle()
 
-    def _signal_end(self) -> None:
-        event, self._ended = self._ended, asyncio.Event()
-        event.set()
-        self._signal_change()
-
-    def _signal_change(self) -> None:
-        event, self._changed = self._changed, asyncio.Event()
-        event.set()
-
     async def _run_ended(self) -> None:
-        self._signal_end()
+        self.changes.ended()
         await self.notifier.pump()
 
     async def wait_ended(
@@ -156,15 +128,7 @@ class Coordinator:
         Woken when a run of this process ends or a collaboration expires here; the store is
         read again every ``recheck`` seconds for ends seen by other processes.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            event = self._ended
-            record = await self.require(collaboration_id)
-            remaining = deadline - time.monotonic()
-            if record.state in TERMINAL or remaining <= 0:
-                return record
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), min(remaining, recheck))
+        return await self.changes.wait_ended(collaboration_id, timeout, recheck=recheck)
 
     async def wait_confirmed(
         self, collaboration_id: str, party_id: str, timeout: float, *, recheck: float = 5.0
@@ -175,27 +139,11 @@ class Coordinator:
         at ``timeout``. Woken when an upload is confirmed or a collaboration ends in this
         process; the store is read again every ``recheck`` seconds for other processes.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            event = self._changed
-            record = await self.require(collaboration_id)
-            party = await self.store.party(collaboration_id, Role.INPUT, party_id)
-            if party is not None and party.confirmed_at is not None:
-                return record, party
-            remaining = deadline - time.monotonic()
-            if record.state not in ACCEPTING or remaining <= 0:
-                return record, None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), min(remaining, recheck))
+        return await self.changes.wait_confirmed(
+            collaboration_id, party_id, timeout, recheck=recheck
+        )
 
     # -- collaborations -------------------------------------------------------------------
-
-    def _engine(self, name: str) -> Engine:
-        engine = self.engines.get(name)
-        if engine is None:
-            message = f"unknown engine '{name}' (available: {', '.join(sorted(self.engines))})"
-            raise PtxError(message, 422, [Problem("engine", message)])
-        return engine
 
     async def create(
         self,
@@ -212,7 +160,7 @@ class Coordinator:
         they have no endpoint, get no notification and no token (they read results here).
         """
         self.gate.require(token)
-        engine = self._engine(request.engine)
+        engine = self.access.engine(request.engine)
         program = self.programs.resolve(request.program, request.input_specification)
         config = engine.validate_config(request.compute_config)
         now = time.time()
@@ -263,10 +211,7 @@ class Coordinator:
 
     async def require(self, collaboration_id: str) -> CollaborationRecord:
         """The collaboration, or 404."""
-        record = await self.store.get(collaboration_id)
-        if record is None:
-            raise NotFoundError("no such collaboration", "path.collaboration_id")
-        return record
+        return await self.access.require(collaboration_id)
 
     async def collaborations(
         self, *, state: CollabState | None = None, limit: int = 100, offset: int = 0
@@ -286,105 +231,39 @@ class Coordinator:
             await engine.delete(collaboration_id)
         log.info("collaboration deleted", collaboration_id=collaboration_id)
 
-    async def _member(self, record: CollaborationRecord, token: str | None) -> None:
-        if self.gate.is_operator(token):
-            return
-        if token is None:
-            raise AuthError("bearer token required")
-        if not any(
-            token_matches(token, p.token_sha256) for p in await self.store.parties(record.id)
-        ):
-            raise Forbidden("not a party of this collaboration")
-
     async def party_list(self, collaboration_id: str, token: str | None) -> list[PartyRecord]:
         """The parties (operator or any party of the collaboration)."""
-        record = await self.require(collaboration_id)
-        await self._member(record, token)
+        await self.access.member(collaboration_id, token)
         return await self.store.parties(collaboration_id)
 
     async def compute_config(self, collaboration_id: str, token: str | None) -> dict[str, Any]:
         """What input parties' clients need to upload shares (operator or a party)."""
-        record = await self.require(collaboration_id)
-        await self._member(record, token)
-        return await self._engine(record.definition.engine).input_plan(record.definition)
+        record = await self.access.member(collaboration_id, token)
+        return await self.access.engine(record.definition.engine).input_plan(record.definition)
 
-    # -- input parties --------------------------------------------------------------------
+    async def results(self, collaboration_id: str, token: str | None) -> CollaborationRecord:
+        """The collaboration with its result ids, for an output party only."""
+        return await self.access.output_party(collaboration_id, token)
 
-    async def _input_party(
-        self, collaboration_id: str, party_id: str, token: str | None, *, operator_ok: bool
-    ) -> tuple[CollaborationRecord, PartyRecord]:
-        record = await self.require(collaboration_id)
-        party = await self.store.party(collaboration_id, Role.INPUT, party_id)
-        if party is None:
-            raise NotFoundError("no such input party", "path.party_id")
-        if token_matches(token, party.token_sha256):
-            return record, party
-        if operator_ok and token is not None and self.gate.is_operator(token):
-            return record, party
-        if token is None:
-            raise AuthError("party bearer token required")
-        raise Forbidden("the token is not this party's")
+    # -- parties (see Enrolment) ----------------------------------------------------------
 
     async def register_input(
         self, collaboration_id: str, party_id: str, token: str | None
     ) -> Registration:
         """Register an input party; a new one gets its token once, a repeat gets none."""
-        record = await self.require(collaboration_id)
-        definition = record.definition
-        if definition.registration == "operator":
-            self.gate.require(token)
-        expected = definition.expected_party(party_id)
-        if definition.input_parties and expected is None:
-            raise Forbidden(f"'{party_id}' is not an expected input party", "path.party_id")
-        issued = issue_party_token()
-        party = PartyRecord(
-            collaboration_id,
-            Role.INPUT,
-            party_id,
-            issued.sha256,
-            time.time(),
-            identity=expected.identity if expected else None,
-        )
-        outcome = await self.store.add_party(
-            party, ACCEPTING, capacity=definition.number_of_parties
-        )
-        if outcome is AddOutcome.CLOSED:
-            require_accepting((await self.require(collaboration_id)).state)
-        if outcome is AddOutcome.FULL:
-            message = f"all {definition.number_of_parties} input places are taken"
-            raise PtxError(message, 409, [Problem("path.party_id", message)])
-        plan = await self._engine(definition.engine).input_plan(definition)
-        if outcome is AddOutcome.EXISTS:
-            existing = await self.store.party(collaboration_id, Role.INPUT, party_id)
-            assert existing is not None
-            return Registration(record, existing, False, plan=plan)
-        log.info("input party registered", collaboration_id=collaboration_id, party=party_id)
-        return Registration(record, party, True, issued.value, plan=plan)
+        return await self.enrolment.register_input(collaboration_id, party_id, token)
 
     async def unregister_input(
         self, collaboration_id: str, party_id: str, token: str | None
     ) -> None:
         """Withdraw an input party and its upload (the party itself or the operator)."""
-        await self._input_party(collaboration_id, party_id, token, operator_ok=True)
-        removed = await self.store.remove_party(collaboration_id, Role.INPUT, party_id)
-        if removed is None:
-            require_accepting((await self.require(collaboration_id)).state)
-        await self.advance(collaboration_id)
-
-    def _check_hash(self, record: CollaborationRecord, sha256: str, field_name: str) -> None:
-        if sha256 != record.definition.program.sha256:
-            message = f"does not match the program's sha256 {record.definition.program.sha256}"
-            raise PtxError(message, 422, [Problem(field_name, message)])
+        await self.enrolment.unregister_input(collaboration_id, party_id, token)
 
     async def approve(
         self, collaboration_id: str, party_id: str, sha256: str, token: str | None
     ) -> CollaborationRecord:
         """An input party approves the program by its hash (which must be the current one)."""
-        record, _ = await self._input_party(collaboration_id, party_id, token, operator_ok=False)
-        self._check_hash(record, sha256, "program_sha256")
-        if await self.store.approve(collaboration_id, party_id, sha256) is None:
-            require_accepting((await self.require(collaboration_id)).state)
-        return await self.advance(collaboration_id)
+        return await self.enrolment.approve(collaboration_id, party_id, sha256, token)
 
     async def confirm_upload(
         self,
@@ -398,52 +277,16 @@ class Coordinator:
     ) -> tuple[CollaborationRecord, bool]:
         """Record an input party's upload (idempotent); True when it was new.
 
-        The upload is checked against the specification and by the engine. Giving
-        ``program_sha256`` approves the program; with ``approval = on_confirm`` confirming
-        approves the hash the party was given at registration.
+        See :meth:`Enrolment.confirm_upload` for the checks and the approval it implies.
         """
-        record, party = await self._input_party(
-            collaboration_id, party_id, token, operator_ok=False
+        return await self.enrolment.confirm_upload(
+            collaboration_id,
+            party_id,
+            token,
+            secret_ids=secret_ids,
+            rows=rows,
+            program_sha256=program_sha256,
         )
-        if party.confirmed_at is not None:
-            return record, self._same_upload(party, secret_ids, rows)
-        require_accepting(record.state)
-        definition = record.definition
-        if program_sha256 is not None:
-            self._check_hash(record, program_sha256, "program_sha256")
-        problems = definition.input_specification.check_upload(secret_ids, rows)
-        if problems:
-            raise PtxError("upload does not match the input specification", 422, problems)
-        engine = self._engine(definition.engine)
-        await engine.register_inputs(definition, PartyInput(party_id, secret_ids, rows))
-        approve = program_sha256
-        if approve is None and definition.approval == "on_confirm":
-            approve = definition.program.sha256
-        confirmed = await self.store.confirm_upload(
-            collaboration_id, party_id, secret_ids, rows, approve=approve
-        )
-        if not confirmed:
-            # A concurrent confirmation of this party won, or the run started meanwhile.
-            latest = await self.store.party(collaboration_id, Role.INPUT, party_id)
-            if latest is not None and latest.confirmed_at is not None:
-                return await self.require(collaboration_id), self._same_upload(
-                    latest, secret_ids, rows
-                )
-            require_accepting((await self.require(collaboration_id)).state)
-            raise NotFoundError("no such input party", "path.party_id")
-        log.info("upload confirmed", collaboration_id=collaboration_id, party=party_id)
-        self._signal_change()
-        return await self.advance(collaboration_id), True
-
-    @staticmethod
-    def _same_upload(party: PartyRecord, secret_ids: list[str], rows: int | None) -> bool:
-        """False for a repeat of the confirmed upload; 409 for a different one."""
-        if party.secret_ids == secret_ids and rows in (None, party.rows):
-            return False
-        message = "already confirmed with other secrets or rows"
-        raise PtxError(message, 409, [Problem("secret_ids", message)])
-
-    # -- output parties and results -------------------------------------------------------
 
     async def register_output(
         self,
@@ -455,45 +298,9 @@ class Coordinator:
         notify_secret: str | None = None,
     ) -> Registration:
         """Register an output party (operator): results and notifications go to it."""
-        self.gate.require(token)
-        record = await self.require(collaboration_id)
-        try:
-            endpoint = check_endpoint(endpoint)
-        except ValueError as exc:
-            raise PtxError(str(exc), 422, [Problem("party_client_endpoint", str(exc))]) from None
-        issued = issue_party_token()
-        secret = notify_secret or new_notify_secret()
-        party = PartyRecord(
-            collaboration_id,
-            Role.OUTPUT,
-            party_id,
-            issued.sha256,
-            time.time(),
-            endpoint=endpoint,
-            notify_secret=secret,
+        return await self.enrolment.register_output(
+            collaboration_id, party_id, token, endpoint=endpoint, notify_secret=notify_secret
         )
-        live = [CollabState.OPEN, CollabState.READY, CollabState.RUNNING]
-        outcome = await self.store.add_party(party, live)
-        if outcome is AddOutcome.CLOSED:
-            message = f"collaboration is {(await self.require(collaboration_id)).state.value}"
-            raise PtxError(message, 409, [Problem("state", message)])
-        if outcome is AddOutcome.EXISTS:
-            existing = await self.store.party(collaboration_id, Role.OUTPUT, party_id)
-            assert existing is not None
-            return Registration(record, existing, False)
-        log.info("output party registered", collaboration_id=collaboration_id, party=party_id)
-        record = await self.advance(collaboration_id)
-        return Registration(record, party, True, issued.value, secret)
-
-    async def results(self, collaboration_id: str, token: str | None) -> CollaborationRecord:
-        """The collaboration with its result ids, for an output party only."""
-        record = await self.require(collaboration_id)
-        outputs = await self.store.parties(collaboration_id, Role.OUTPUT)
-        if not any(token_matches(token, p.token_sha256) for p in outputs):
-            if token is None:
-                raise AuthError("output party bearer token required")
-            raise Forbidden("results go to output parties only")
-        return record
 
     # -- state ----------------------------------------------------------------------------
 
@@ -525,7 +332,7 @@ class Coordinator:
                     collaboration_id, ACCEPTING, target, error=error, notify=notify
                 ):
                     log.info("collaboration expired", collaboration_id=collaboration_id)
-                    self._signal_end()
+                    self.changes.ended()
                     await self.notifier.pump()
             else:
                 await self.store.transition(collaboration_id, [record.state], target)
@@ -533,4 +340,5 @@ class Coordinator:
 
     @staticmethod
     def terminal(record: CollaborationRecord) -> bool:
+        """True when the collaboration has ended (done, failed, expired)."""
         return record.state in TERMINAL
