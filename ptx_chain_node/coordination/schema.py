@@ -19,6 +19,25 @@ from sqlalchemy import (
 
 from ptx_chain_node.store.schema import metadata
 
+
+def _collaboration_id() -> Column[str]:
+    """The owning collaboration's id: the row goes when the collaboration is deleted."""
+    return Column(
+        "collaboration_id",
+        String(36),
+        ForeignKey("collaborations.id", ondelete="CASCADE"),
+        nullable=False,
+    )
+
+
+def _lease() -> tuple[Column[str], Column[float]]:
+    """The lease of a replica working on the row (see :mod:`ptx_chain_node.coordination.leases`)."""
+    return (
+        Column("lease_owner", String(64), nullable=True),
+        Column("lease_until", Float, nullable=True),
+    )
+
+
 collaborations = Table(
     "collaborations",
     metadata,
@@ -34,8 +53,7 @@ collaborations = Table(
     Column("run_id", String(36), nullable=True),
     Column("run_attempts", Integer, nullable=False, default=0),
     Column("run_started_at", Float, nullable=True),
-    Column("lease_owner", String(64), nullable=True),
-    Column("lease_until", Float, nullable=True),
+    *_lease(),
     Column("result_ids", Text, nullable=True),
     Column("error", Text, nullable=True),
     Column("finished_at", Float, nullable=True),
@@ -45,12 +63,7 @@ collaborations = Table(
 collaboration_parties = Table(
     "collaboration_parties",
     metadata,
-    Column(
-        "collaboration_id",
-        String(36),
-        ForeignKey("collaborations.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _collaboration_id(),
     Column("role", String(8), nullable=False),
     Column("party_id", String(100), nullable=False),
     Column("token_sha256", String(64), nullable=False),
@@ -69,12 +82,7 @@ notifications = Table(
     "collaboration_notifications",
     metadata,
     Column("id", String(160), primary_key=True),  # "<collaboration id>/<party id>"
-    Column(
-        "collaboration_id",
-        String(36),
-        ForeignKey("collaborations.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _collaboration_id(),
     Column("party_id", String(100), nullable=False),
     Column("endpoint", String(2000), nullable=False),
     Column("body", Text, nullable=False),
@@ -82,8 +90,7 @@ notifications = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("deadline", Float, nullable=False),
     Column("next_attempt_at", Float, nullable=False),
-    Column("lease_owner", String(64), nullable=True),
-    Column("lease_until", Float, nullable=True),
+    *_lease(),
     Column("last_error", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("delivered_at", Float, nullable=True),
