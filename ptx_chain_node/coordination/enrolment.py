@@ -175,16 +175,8 @@ class Enrolment:
             endpoint = check_endpoint(endpoint)
         except ValueError as exc:
             raise PtxError(str(exc), 422, [Problem("party_client_endpoint", str(exc))]) from None
-        issued = issue_party_token()
-        secret = notify_secret or new_notify_secret()
-        party = PartyRecord(
-            collaboration_id,
-            Role.OUTPUT,
-            party_id,
-            issued.sha256,
-            time.time(),
-            endpoint=endpoint,
-            notify_secret=secret,
+        party, party_token = new_output_party(
+            collaboration_id, party_id, endpoint, notify_secret, time.time()
         )
         live = [CollabState.OPEN, CollabState.READY, CollabState.RUNNING]
         outcome = await self.store.add_party(party, live)
@@ -198,7 +190,28 @@ class Enrolment:
             return Registration(record, existing, False)
         log.info("output party registered", collaboration_id=collaboration_id, party=party_id)
         record = await self.advance(collaboration_id)
-        return Registration(record, party, True, issued.value, secret)
+        return Registration(record, party, True, party_token, party.notify_secret)
+
+
+def new_output_party(
+    collaboration_id: str,
+    party_id: str,
+    endpoint: str | None,
+    notify_secret: str | None,
+    now: float,
+) -> tuple[PartyRecord, str]:
+    """A new output party's record (a notify secret generated unless given) and its token."""
+    issued = issue_party_token()
+    party = PartyRecord(
+        collaboration_id,
+        Role.OUTPUT,
+        party_id,
+        issued.sha256,
+        now,
+        endpoint=endpoint,
+        notify_secret=notify_secret or new_notify_secret(),
+    )
+    return party, issued.value
 
 
 def _check_hash(record: CollaborationRecord, sha256: str, field_name: str) -> None:

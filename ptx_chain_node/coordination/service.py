@@ -20,7 +20,7 @@ import structlog
 from ptx_chain_node.coordination.access import CollaborationAccess
 from ptx_chain_node.coordination.collaboration import Collaboration, CollaborationRequest
 from ptx_chain_node.coordination.engine import Engine
-from ptx_chain_node.coordination.enrolment import Enrolment, Registration
+from ptx_chain_node.coordination.enrolment import Enrolment, Registration, new_output_party
 from ptx_chain_node.coordination.notify import Notifier, NotifyClient, NotifyPolicy
 from ptx_chain_node.coordination.outbox import NewNotification, NotificationStore
 from ptx_chain_node.coordination.programs import ProgramRegistry
@@ -28,7 +28,7 @@ from ptx_chain_node.coordination.records import CollaborationRecord, PartyRecord
 from ptx_chain_node.coordination.runner import RunPolicy, RunSupervisor, notification_body
 from ptx_chain_node.coordination.states import ACCEPTING, TERMINAL, CollabState, next_state
 from ptx_chain_node.coordination.store import CollaborationStore
-from ptx_chain_node.coordination.tokens import OperatorGate, issue_party_token, new_notify_secret
+from ptx_chain_node.coordination.tokens import OperatorGate, issue_party_token
 from ptx_chain_node.coordination.waiting import Changes
 from ptx_chain_node.errors import NotFoundError, Problem, PtxError
 from ptx_chain_node.store.database import Database
@@ -184,29 +184,20 @@ class Coordinator:
         if definition.deadline is not None and definition.deadline <= now:
             message = "the deadline has already passed"
             raise PtxError(message, 422, [Problem("deadline", message)])
-        outputs: list[tuple[PartyRecord, str, str]] = []
-        for spec in request.output_parties:
-            issued = issue_party_token()
-            secret = spec.notify_secret or new_notify_secret()
-            party = PartyRecord(
-                definition.id,
-                Role.OUTPUT,
-                spec.id,
-                issued.sha256,
-                now,
-                endpoint=spec.endpoint,
-                notify_secret=secret,
-            )
-            outputs.append((party, issued.value, secret))
+        outputs = [
+            new_output_party(definition.id, spec.id, spec.endpoint, spec.notify_secret, now)
+            for spec in request.output_parties
+        ]
         internal = [
             PartyRecord(definition.id, Role.OUTPUT, party_id, issue_party_token().sha256, now)
             for party_id in internal_outputs
         ]
-        await self.store.create(definition, [p for p, _, _ in outputs] + internal)
+        await self.store.create(definition, [p for p, _ in outputs] + internal)
         record = await self.require(definition.id)
         log.info("collaboration created", collaboration_id=definition.id, engine=definition.engine)
         return record, [
-            Registration(record, party, True, value, secret) for party, value, secret in outputs
+            Registration(record, party, True, value, party.notify_secret)
+            for party, value in outputs
         ]
 
     async def require(self, collaboration_id: str) -> CollaborationRecord:
