@@ -10,18 +10,16 @@ It speaks the documented client protocol (see ``shared/reference/mpc-engines.md`
   with output ``AMPHORASECRET`` the result secret id is the gameID.
 - **delete**: ``DELETE {amphora}/secret-shares/{id}`` at every VCP.
 
-Every call carries ``Authorization: Bearer <token>`` (one token for all VCPs, or one per
-provider id) and runs under a deadline, whatever the transport. Failures name the VCP at fault.
-Tokens and values never reach logs.
+Calls go through :class:`~ptx_chain_node.carbynestack.vcps.Vcps` (bearer tokens, deadlines,
+failures naming the VCP at fault). Tokens and values never reach logs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import httpx
 import structlog
@@ -37,22 +35,22 @@ from ptx_chain_node.carbynestack.encoding import (
     sum_share_sets,
     to_field_vector,
 )
-from ptx_chain_node.errors import AuthError, Problem, ProtocolError, PtxError
+from ptx_chain_node.carbynestack.vcps import (
+    IntegrityError,
+    VcpError,
+    Vcps,
+    answer_json,
+    vcp_problem,
+)
+from ptx_chain_node.errors import Problem, ProtocolError, PtxError
+
+__all__ = ["LENGTH_TAG", "MAX_VALUES", "CarbyneStackClient", "IntegrityError", "Tag", "VcpError"]
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
 MAX_VALUES = 1_000_000
 #: Tag :meth:`CarbyneStackClient.upload` adds: the number of values (public, MP-SPDZ needs it).
 LENGTH_TAG = "ptx-length"
-
-
-class VcpError(PtxError):
-    """A VCP could not be reached, timed out or answered with an error (502/504)."""
-
-
-class IntegrityError(VcpError):
-    """Shares failed the ``w = s·r`` / ``u = v·r`` check: a VCP is faulty or cheating."""
 
 
 @dataclass(frozen=True)
@@ -89,17 +87,8 @@ class CarbyneStackClient:
     ) -> None:
         self.config = config
         self.field = config.field
-        self._http = http
-        if isinstance(token, str):
-            self._tokens = {p.id: token for p in config.providers}
-        else:
-            missing = [p.id for p in config.providers if not token.get(p.id)]
-            if missing:
-                raise ProtocolError.single("token", f"no bearer token for providers {missing}")
-            self._tokens = {p.id: token[p.id] for p in config.providers}
-        if any(not t for t in self._tokens.values()):
-            raise ProtocolError.single("token", "bearer token must not be empty")
-        self.timeout = timeout
+        #: The calls to the VCPs (tokens, deadlines, failures).
+        self.vcps = Vcps(config, http, token, timeout=timeout)
         self.execute_timeout = execute_timeout
         self.application = application
 
@@ -126,7 +115,7 @@ class CarbyneStackClient:
         sid = str(uuid.uuid4())
 
         async def masks(provider: Provider) -> Shares:
-            response = await self._call(
+            response = await self.vcps.call(
                 provider,
                 "GET",
                 f"{provider.amphora}/input-masks",
@@ -134,7 +123,7 @@ class CarbyneStackClient:
             )
             return self._decode_shares(provider, response, n)
 
-        summed = self._sum(await self._on_all(masks))
+        summed = self._sum(await self.vcps.on_all(masks))
         bad = check_shares(self.field.prime, summed)
         if bad:
             log.warning("carbynestack.masks_rejected", secret_id=sid, positions=len(bad))
@@ -152,10 +141,10 @@ class CarbyneStackClient:
         }
 
         async def post(provider: Provider) -> None:
-            await self._call(provider, "POST", f"{provider.amphora}/masked-inputs", json=body)
+            await self.vcps.call(provider, "POST", f"{provider.amphora}/masked-inputs", json=body)
 
         try:
-            await self._on_all(post)
+            await self.vcps.on_all(post)
         except PtxError:
             await self._delete_quietly(sid)
             raise
@@ -169,7 +158,7 @@ class CarbyneStackClient:
         counts: dict[int, int] = {}
 
         async def fetch(provider: Provider) -> Shares:
-            response = await self._call(
+            response = await self.vcps.call(
                 provider,
                 "GET",
                 f"{provider.amphora}/secret-shares/{sid}",
@@ -179,7 +168,7 @@ class CarbyneStackClient:
             counts[provider.id] = len(shares.s)
             return shares
 
-        per_vcp = await self._on_all(fetch)
+        per_vcp = await self.vcps.on_all(fetch)
         if len(set(counts.values())) > 1:
             raise VcpError(
                 f"VCPs disagree on the length of secret {sid}",
@@ -219,7 +208,7 @@ class CarbyneStackClient:
         }
 
         async def activate(provider: Provider) -> list[str]:
-            response = await self._call(
+            response = await self.vcps.call(
                 provider,
                 "POST",
                 self._activation_url(provider),
@@ -227,14 +216,14 @@ class CarbyneStackClient:
                 json=activation,
                 timeout=self.execute_timeout,
             )
-            body = _json(provider, response)
+            body = answer_json(provider, response)
             ids = body.get("response") if isinstance(body, dict) else None
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                raise _vcp_problem(provider, "activation answer lacks a 'response' id list")
+                raise vcp_problem(provider, "activation answer lacks a 'response' id list")
             return ids
 
         log.info("carbynestack.execute", game_id=gid, inputs=len(params))
-        answers = await self._on_all(activate)
+        answers = await self.vcps.on_all(activate)
         if any(ids != [gid] for ids in answers):
             raise VcpError(
                 f"VCPs did not answer game {gid} with its result id",
@@ -252,21 +241,21 @@ class CarbyneStackClient:
         failure: PtxError | None = None
         for provider in self.config.providers:
             try:
-                response = await self._call(
+                response = await self.vcps.call(
                     provider, "GET", f"{provider.amphora}/secret-shares/{sid}/tags"
                 )
             except VcpError as exc:
                 failure = exc
                 continue
-            body = _json(provider, response)
+            body = answer_json(provider, response)
             if not isinstance(body, list) or not all(isinstance(t, dict) for t in body):
-                raise _vcp_problem(provider, "tags answer is not a list of tags")
+                raise vcp_problem(provider, "tags answer is not a list of tags")
             try:
                 return [
                     Tag(str(t["key"]), str(t["value"]), t.get("valueType", "STRING")) for t in body
                 ]
             except KeyError as exc:
-                raise _vcp_problem(provider, "a tag lacks key or value") from exc
+                raise vcp_problem(provider, "a tag lacks key or value") from exc
         assert failure is not None
         raise failure
 
@@ -284,9 +273,9 @@ class CarbyneStackClient:
         sid = _uuid(secret_id, "secretId")
 
         async def remove(provider: Provider) -> None:
-            await self._call(provider, "DELETE", f"{provider.amphora}/secret-shares/{sid}")
+            await self.vcps.call(provider, "DELETE", f"{provider.amphora}/secret-shares/{sid}")
 
-        await self._on_all(remove)
+        await self.vcps.on_all(remove)
         log.info("carbynestack.deleted", secret_id=sid)
 
     # -- plumbing -----------------------------------------------------------------------
@@ -297,83 +286,19 @@ class CarbyneStackClient:
             url = url.copy_with(host=f"{self.application}.{url.host}")
         return str(url)
 
-    async def _call(
-        self,
-        provider: Provider,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = None,
-        timeout: float | None = None,
-    ) -> httpx.Response:
-        limit = self.timeout if timeout is None else timeout
-        headers = {"Authorization": f"Bearer {self._tokens[provider.id]}"}
-        try:
-            async with asyncio.timeout(limit):
-                response = await self._http.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    headers=headers,
-                    timeout=httpx.Timeout(limit),
-                )
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise _vcp_problem(provider, f"no answer within {limit:g} s", 504) from exc
-        except httpx.TransportError as exc:
-            raise _vcp_problem(provider, f"unreachable ({type(exc).__name__})") from exc
-        if response.status_code in (401, 403):
-            raise AuthError(f"VCP {provider.id} refused the bearer token ({response.status_code})")
-        if not response.is_success:
-            reason = _reason(response)
-            raise _vcp_problem(
-                provider,
-                f"{method} {httpx.URL(url).path} answered {response.status_code}"
-                + (f": {reason}" if reason else ""),
-            )
-        return response
-
-    async def _on_all(self, call: Callable[[Provider], Awaitable[T]]) -> list[T]:
-        """``call`` at every VCP concurrently; one error listing every VCP that failed."""
-        providers = self.config.providers
-        results = await asyncio.gather(*(call(p) for p in providers), return_exceptions=True)
-        failures = [
-            (p, r) for p, r in zip(providers, results, strict=True) if isinstance(r, BaseException)
-        ]
-        for _, exc in failures:
-            if not isinstance(exc, PtxError):
-                raise exc
-        if failures:
-            errors = [exc for _, exc in failures if isinstance(exc, PtxError)]
-            refused = [e for e in errors if isinstance(e, AuthError)]
-            if refused:
-                raise AuthError("; ".join(e.message for e in refused))
-            problems = [prob for e in errors for prob in e.problems]
-            status = 504 if all(e.status == 504 for e in errors) else 502
-            head = errors[0] if len(errors) == 1 else None
-            message = (
-                head.message
-                if head
-                else f"{len(errors)} VCPs failed: " + "; ".join(e.message for e in errors)
-            )
-            cls = IntegrityError if all(isinstance(e, IntegrityError) for e in errors) else VcpError
-            raise cls(message, status, problems)
-        return [r for r in results if not isinstance(r, BaseException)]
-
     def _decode_shares(self, provider: Provider, response: httpx.Response, n: int | None) -> Shares:
-        body = _json(provider, response)
+        body = answer_json(provider, response)
         if not isinstance(body, dict):
-            raise _vcp_problem(provider, "share answer is not a JSON object")
+            raise vcp_problem(provider, "share answer is not a JSON object")
         vectors: list[list[int]] = []
         for name in SHARE_FIELDS:
             text = body.get(name)
             if not isinstance(text, str):
-                raise _vcp_problem(provider, f"share answer lacks {name}")
+                raise vcp_problem(provider, f"share answer lacks {name}")
             try:
                 vectors.append(decode_vector(self.field, text, n, name=name))
             except ProtocolError as exc:
-                raise _vcp_problem(provider, f"{name}: {exc.problems[0].problem}") from exc
+                raise vcp_problem(provider, f"{name}: {exc.problems[0].problem}") from exc
             n = len(vectors[0])
         return Shares(*vectors)
 
@@ -385,29 +310,6 @@ class CarbyneStackClient:
             await self.delete(sid)
         except PtxError:
             log.warning("carbynestack.cleanup_failed", secret_id=sid)
-
-
-def _vcp_problem(provider: Provider, problem: str, status: int = 502) -> VcpError:
-    return VcpError(
-        f"VCP {provider.id}: {problem}", status, [Problem(f"providers[{provider.id}]", problem)]
-    )
-
-
-def _reason(response: httpx.Response) -> str:
-    """The ``message`` of an error body, shortened (service messages carry no secrets)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    message = body.get("message") if isinstance(body, dict) else None
-    return str(message)[:200] if message else ""
-
-
-def _json(provider: Provider, response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise _vcp_problem(provider, "answer is not JSON") from exc
 
 
 def _uuid(value: str, name: str) -> str:

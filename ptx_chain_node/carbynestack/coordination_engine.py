@@ -42,14 +42,15 @@ from typing import Any
 import httpx
 import structlog
 
-from ptx_chain_node.carbynestack.client import LENGTH_TAG, CarbyneStackClient, VcpError
+from ptx_chain_node.carbynestack.client import LENGTH_TAG, CarbyneStackClient
 from ptx_chain_node.carbynestack.config import ComputeConfig, Provider
 from ptx_chain_node.carbynestack.coordination_programs import steps
 from ptx_chain_node.carbynestack.templates import render
+from ptx_chain_node.carbynestack.vcps import answer_json, vcp_problem
 from ptx_chain_node.coordination.collaboration import Collaboration
 from ptx_chain_node.coordination.engine import PartyInput, RunStatus
 from ptx_chain_node.coordination.run_tasks import RunTasks
-from ptx_chain_node.errors import AuthError, Problem, ProtocolError, PtxError
+from ptx_chain_node.errors import Problem, ProtocolError, PtxError
 
 log = structlog.get_logger(__name__)
 
@@ -280,26 +281,12 @@ class _VcpClient(CarbyneStackClient):
 
     async def _tags_at(self, provider: Provider, secret_id: str) -> list[Any] | None:
         url = f"{provider.amphora}/secret-shares/{secret_id}/tags"
-        headers = {"Authorization": f"Bearer {self._tokens[provider.id]}"}
-        try:
-            async with asyncio.timeout(self.timeout):
-                response = await self._http.get(url, headers=headers)
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise _vcp_error(provider, f"no answer within {self.timeout:g} s", 504) from exc
-        except httpx.TransportError as exc:
-            raise _vcp_error(provider, f"unreachable ({type(exc).__name__})") from exc
-        if response.status_code == 404:
+        response = await self.vcps.get_if_present(provider, url)
+        if response is None:
             return None
-        if response.status_code in (401, 403):
-            raise AuthError(f"VCP {provider.id} refused the bearer token ({response.status_code})")
-        if not response.is_success:
-            raise _vcp_error(provider, f"tags answered {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise _vcp_error(provider, "tags answer is not JSON") from exc
+        body = answer_json(provider, response)
         if not isinstance(body, list):
-            raise _vcp_error(provider, "tags answer is not a list")
+            raise vcp_problem(provider, "tags answer is not a list")
         return body
 
 
@@ -337,9 +324,3 @@ def _retrieve(task: asyncio.Task[list[str]]) -> None:
     exc = None if task.cancelled() else task.exception()
     if exc is not None:
         log.warning("carbynestack.run_failed", error=_reason(exc))
-
-
-def _vcp_error(provider: Provider, problem: str, status: int = 502) -> VcpError:
-    return VcpError(
-        f"VCP {provider.id}: {problem}", status, [Problem(f"providers[{provider.id}]", problem)]
-    )
