@@ -19,7 +19,8 @@ protocol of Amphora and Ephemeral:
   output as a new secret with id = gameID, additively shared; every VCP answers
   ``{"response": [gameID]}``.
 
-The hidden :class:`FakeCarbyneStack` plays the tuple dealer and the MPC engine. Every call
+Behind the VCPs, :class:`~ptx_chain_node.testing.fake_vcp_cluster.HiddenCluster` plays the tuple
+dealer and the MPC engine. Every call
 needs ``Authorization: Bearer <token>`` (else 401). Switches: :meth:`corrupt` (w or u wrong at
 one VCP), :meth:`set_unreachable` (connection refused), :meth:`set_failing` (500s, for
 all requests or one method).
@@ -27,12 +28,8 @@ all requests or one method).
 
 from __future__ import annotations
 
-import asyncio
-import json
 import random
-import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
@@ -46,36 +43,19 @@ from ptx_chain_node.carbynestack.encoding import (
     decode_vector,
     encode_vector,
     from_field,
-    to_field,
 )
-from ptx_chain_node.carbynestack.templates import clear_output, parse_marker
 from ptx_chain_node.errors import ProtocolError
 from ptx_chain_node.testing.asgi import BodyTooLarge, Receive, Scope, Send, read_body, send_json
+from ptx_chain_node.testing.fake_vcp_cluster import (
+    Five,
+    HiddenCluster,
+    Reply,
+    Stored,
+    parse_json,
+    parse_uuid,
+)
 
-Five = dict[str, list[int]]
 MAX_BODY = 64 * 1024 * 1024
-
-
-class _Reply(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass
-class _Stored:
-    shares: list[int]
-    tags: list[dict[str, Any]]
-
-
-@dataclass
-class _Game:
-    code: str
-    params: list[str]
-    arrived: set[int] = field(default_factory=set)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    error: str | None = None
 
 
 class FakeVcp:
@@ -84,7 +64,7 @@ class FakeVcp:
     def __init__(self, index: int, cloud: FakeCarbyneStack) -> None:
         self.index = index
         self.cloud = cloud
-        self.secrets: dict[str, _Stored] = {}
+        self.secrets: dict[str, Stored] = {}
         self.masks: dict[str, list[int]] = {}
         self.served: set[str] = set()
 
@@ -97,16 +77,16 @@ class FakeVcp:
         self.cloud.requests.append((self.index, method, path))
         try:
             if self.cloud.failing.get(self.index, "off") in (None, method):
-                raise _Reply(500, "internal error (injected)")
+                raise Reply(500, "internal error (injected)")
             auth = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
             if auth != f"Bearer {self.cloud.tokens[self.index]}":
-                raise _Reply(401, "unauthorized")
+                raise Reply(401, "unauthorized")
             try:
                 body = await read_body(scope, receive, MAX_BODY) if method == "POST" else b""
             except BodyTooLarge as exc:
-                raise _Reply(413, "body too large") from exc
+                raise Reply(413, "body too large") from exc
             status, answer = await self._route(method, path, query, body)
-        except _Reply as reply:
+        except Reply as reply:
             status, answer = reply.status, {"code": reply.status, "message": reply.message}
         await send_json(send, status, answer)
 
@@ -118,45 +98,45 @@ class FakeVcp:
             if method == "GET" and parts[1:] == ["input-masks"]:
                 return 200, self._input_masks(query)
             if method == "POST" and parts[1:] == ["masked-inputs"]:
-                return 201, self._masked_inputs(_json(body))
+                return 201, self._masked_inputs(parse_json(body))
             if len(parts) == 3 and parts[1] == "secret-shares":
                 if method == "GET":
                     return 200, self._secret_shares(parts[2], query)
                 if method == "DELETE":
                     if self.secrets.pop(parts[2], None) is None:
-                        raise _Reply(404, f"no secret {parts[2]}")
+                        raise Reply(404, f"no secret {parts[2]}")
                     return 200, None
             if method == "GET" and parts[1:2] == ["secret-shares"] and parts[3:] == ["tags"]:
                 stored = self.secrets.get(parts[2])
                 if stored is None:
-                    raise _Reply(404, f"no secret {parts[2]}")
+                    raise Reply(404, f"no secret {parts[2]}")
                 return 200, stored.tags
         if parts[0] == "ephemeral" and len(parts) == 1 and method == "POST":
-            return 200, await self.cloud.join_game(self.index, _json(body))
-        raise _Reply(404, f"no route {method} {path}")
+            return 200, await self.cloud.cluster.join_game(self.index, parse_json(body))
+        raise Reply(404, f"no route {method} {path}")
 
     def _input_masks(self, query: dict[str, str]) -> Five | dict[str, str]:
         rid, count = query.get("requestId", ""), query.get("count", "")
         if not rid or not count.isdigit() or int(count) < 1:
-            raise _Reply(400, "requestId and count >= 1 are required")
+            raise Reply(400, "requestId and count >= 1 are required")
         if rid in self.served:
-            raise _Reply(409, f"input masks for requestId {rid} were already handed out")
-        five = self.cloud.deal_masks(rid, int(count))[self.index]
+            raise Reply(409, f"input masks for requestId {rid} were already handed out")
+        five = self.cloud.cluster.deal_masks(rid, int(count))[self.index]
         self.served.add(rid)
         self.masks[rid] = five["secretShares"]
         return self._encode(self.cloud.corrupted(self.index, five))
 
     def _masked_inputs(self, body: Any) -> str:
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise _Reply(400, "body must be {secretId, data: [{value}], tags}")
-        sid = _uuid(body.get("secretId"))
+            raise Reply(400, "body must be {secretId, data: [{value}], tags}")
+        sid = parse_uuid(body.get("secretId"))
         masks = self.masks.pop(sid, None)
         if masks is None:
-            raise _Reply(400, f"no input masks reserved for requestId {sid}")
+            raise Reply(400, f"no input masks reserved for requestId {sid}")
         if len(body["data"]) != len(masks):
-            raise _Reply(400, f"{len(body['data'])} values for {len(masks)} masks")
+            raise Reply(400, f"{len(body['data'])} values for {len(masks)} masks")
         if sid in self.secrets:
-            raise _Reply(409, f"secret {sid} exists")
+            raise Reply(409, f"secret {sid} exists")
         p = self.cloud.field.prime
         shares = []
         for item, s in zip(body["data"], masks, strict=True):
@@ -165,22 +145,22 @@ class FakeVcp:
             shares.append((s + (m if self.index == 0 else 0)) % p)
         tags = body.get("tags") or []
         if not isinstance(tags, list):
-            raise _Reply(400, "tags must be a list")
-        self.secrets[sid] = _Stored(shares, tags)
+            raise Reply(400, "tags must be a list")
+        self.secrets[sid] = Stored(shares, tags)
         self.cloud.masked_input_posts += 1
         return f"/amphora/secret-shares/{sid}"
 
     def _secret_shares(self, secret_id: str, query: dict[str, str]) -> dict[str, Any]:
         stored = self.secrets.get(secret_id)
         if stored is None:
-            raise _Reply(404, f"no secret {secret_id}")
+            raise Reply(404, f"no secret {secret_id}")
         rid = query.get("requestId", "")
         if not rid:
-            raise _Reply(400, "requestId is required")
+            raise Reply(400, "requestId is required")
         key = f"{secret_id}/{rid}"
         if key in self.served:
-            raise _Reply(409, f"requestId {rid} was already used")
-        five = dict(self.cloud.deal_output(secret_id, rid)[self.index])
+            raise Reply(409, f"requestId {rid} was already used")
+        five = dict(self.cloud.cluster.deal_output(secret_id, rid)[self.index])
         self.served.add(key)
         five["secretShares"] = stored.shares
         answer: dict[str, Any] = self._encode(self.cloud.corrupted(self.index, five))
@@ -193,7 +173,7 @@ class FakeVcp:
         try:
             return decode_vector(self.cloud.field, str(value), count, name="value")
         except ProtocolError as exc:
-            raise _Reply(400, exc.message) from exc
+            raise Reply(400, exc.message) from exc
 
 
 class FakeCarbyneStack:
@@ -219,17 +199,25 @@ class FakeCarbyneStack:
         self.n = n_vcps
         ids = range(1, n_vcps + 1)
         self.tokens = [token if isinstance(token, str) else token[i] for i in ids]
-        self.game_timeout = game_timeout
         self.rng: random.Random = random.Random(seed) if seed is not None else random.SystemRandom()
         self.vcps = [FakeVcp(i, self) for i in range(n_vcps)]
+        self.cluster = HiddenCluster(
+            self.field, [vcp.secrets for vcp in self.vcps], self.rng, game_timeout=game_timeout
+        )
         self.unreachable: set[int] = set()
         self.failing: dict[int, str | None] = {}
         self.corruption: tuple[int, Literal["w", "u"]] | None = None
         self.requests: list[tuple[int, str, str]] = []
         self.masked_input_posts = 0
-        self._mask_deals: dict[str, tuple[int, list[Five]]] = {}
-        self._output_deals: dict[str, list[Five]] = {}
-        self._games: dict[str, _Game] = {}
+
+    @property
+    def game_timeout(self) -> float:
+        """How long a VCP waits for the others to join an activation (then 500)."""
+        return self.cluster.game_timeout
+
+    @game_timeout.setter
+    def game_timeout(self, seconds: float) -> None:
+        self.cluster.game_timeout = seconds
 
     # -- wiring -----------------------------------------------------------------------
 
@@ -302,55 +290,11 @@ class FakeCarbyneStack:
 
     def reveal(self, secret_id: str) -> list[int]:
         """Test oracle: the signed clear values of a secret held by every VCP."""
-        return [from_field(self.field, y) for y in self._clear(secret_id)]
+        return [from_field(self.field, y) for y in self.cluster.clear(secret_id)]
 
     def tags(self, secret_id: str) -> list[dict[str, Any]]:
         """The tags stored with a secret at the first VCP."""
         return self.vcps[0].secrets[secret_id].tags
-
-    # -- the hidden cluster -------------------------------------------------------------
-
-    def split(self, x: int) -> list[int]:
-        """Fresh additive shares of ``x`` over the n VCPs."""
-        p = self.field.prime
-        head = [self.rng.randrange(p) for _ in range(self.n - 1)]
-        return [*head, (x - sum(head)) % p]
-
-    def _deal(self, columns: Mapping[str, Sequence[int]]) -> list[Five]:
-        per_vcp: list[Five] = [{k: [] for k in columns} for _ in range(self.n)]
-        for name, values in columns.items():
-            for x in values:
-                for i, share in enumerate(self.split(x)):
-                    per_vcp[i][name].append(share)
-        return per_vcp
-
-    def deal_masks(self, request_id: str, count: int) -> list[Five]:
-        """Every VCP's shares of the input masks bound to ``request_id``."""
-        if request_id not in self._mask_deals:
-            p, rnd = self.field.prime, self.rng.randrange
-            s, r, v = ([rnd(p) for _ in range(count)] for _ in range(3))
-            w = [a * b % p for a, b in zip(s, r, strict=True)]
-            u = [a * b % p for a, b in zip(v, r, strict=True)]
-            cols = {"secretShares": s, "rShares": r, "vShares": v, "wShares": w, "uShares": u}
-            self._mask_deals[request_id] = (count, self._deal(cols))
-        dealt_count, deal = self._mask_deals[request_id]
-        if dealt_count != count:
-            raise _Reply(400, f"requestId {request_id} was reserved for {dealt_count} masks")
-        return deal
-
-    def deal_output(self, secret_id: str, request_id: str) -> list[Five]:
-        """Every VCP's shares of ``r, v, w = y·r, u = v·r`` for reading ``secret_id``."""
-        key = f"{secret_id}/{request_id}"
-        if key not in self._output_deals:
-            y = self._clear(secret_id)
-            p, rnd = self.field.prime, self.rng.randrange
-            r, v = ([rnd(p) for _ in y] for _ in range(2))
-            w = [a * b % p for a, b in zip(y, r, strict=True)]
-            u = [a * b % p for a, b in zip(v, r, strict=True)]
-            self._output_deals[key] = self._deal(
-                {"rShares": r, "vShares": v, "wShares": w, "uShares": u}
-            )
-        return self._output_deals[key]
 
     def corrupted(self, index: int, five: Five) -> Five:
         """``five`` as VCP ``index`` sends it: with the corruption switch applied."""
@@ -360,70 +304,6 @@ class FakeCarbyneStack:
         bad = dict(five)
         bad[name] = [(x + 1) % self.field.prime for x in five[name]]
         return bad
-
-    def _clear(self, secret_id: str) -> list[int]:
-        held = [vcp.secrets.get(secret_id) for vcp in self.vcps]
-        if any(h is None for h in held):
-            raise _Reply(500, f"secret {secret_id} is not held by every VCP")
-        columns = zip(*(h.shares for h in held if h is not None), strict=True)
-        return [sum(c) % self.field.prime for c in columns]
-
-    async def join_game(self, index: int, activation: Any) -> dict[str, list[str]]:
-        """VCP ``index`` joins an activation; answers once all n joined, or 500 on timeout."""
-        if not isinstance(activation, dict) or not isinstance(activation.get("code"), str):
-            raise _Reply(400, "activation needs gameID, amphoraParams, code and output")
-        gid = _uuid(activation.get("gameID"))
-        params = activation.get("amphoraParams") or []
-        if not isinstance(params, list) or not all(isinstance(x, str) for x in params):
-            raise _Reply(400, "amphoraParams must be a list of secret ids")
-        if (activation.get("output") or {}).get("type") != "AMPHORASECRET":
-            raise _Reply(400, "only output type AMPHORASECRET is supported by the fake")
-        game = self._games.setdefault(gid, _Game(activation["code"], params))
-        if index in game.arrived:
-            raise _Reply(409, f"game {gid} already joined by this VCP")
-        if game.code != activation["code"] or game.params != params:
-            game.error = "VCPs received different activations for one gameID"
-            game.done.set()
-        game.arrived.add(index)
-        if len(game.arrived) == self.n and not game.done.is_set():
-            try:
-                self._finish(gid, game)
-            except _Reply as reply:
-                game.error = reply.message
-            game.done.set()
-        try:
-            await asyncio.wait_for(game.done.wait(), self.game_timeout)
-        except TimeoutError:
-            game.error = game.error or f"game {gid}: {len(game.arrived)} of {self.n} VCPs joined"
-            game.done.set()
-        if game.error:
-            raise _Reply(500, game.error)
-        return {"response": [gid]}
-
-    def _finish(self, gid: str, game: _Game) -> None:
-        inputs = [[from_field(self.field, y) for y in self._clear(sid)] for sid in game.params]
-        try:
-            name, params = parse_marker(game.code)
-        except ProtocolError as exc:
-            raise _Reply(500, f"fake VCP cannot run this code: {exc.message}") from exc
-        lengths = [len(values) for values in inputs]
-        if params.get("lengths") != lengths:
-            raise _Reply(
-                500, f"program reads lengths {params.get('lengths')}, inputs have {lengths}"
-            )
-        try:
-            out = clear_output(name, params, [x for values in inputs for x in values])
-        except ProtocolError as exc:
-            raise _Reply(500, exc.message) from exc
-        elements = [to_field(self.field, y) for y in out]
-        tags = [{"key": "gameID", "value": gid, "valueType": "STRING"}]
-        for vcp in self.vcps:
-            if gid in vcp.secrets:
-                raise _Reply(500, f"secret {gid} exists")
-        for vcp, shares in zip(
-            self.vcps, zip(*(self.split(y) for y in elements), strict=True), strict=True
-        ):
-            vcp.secrets[gid] = _Stored(list(shares), list(tags))
 
 
 class _CloudTransport(httpx.AsyncBaseTransport):
@@ -436,17 +316,3 @@ class _CloudTransport(httpx.AsyncBaseTransport):
         if vcp is None or vcp.index in self._cloud.unreachable:
             raise httpx.ConnectError(f"connection refused: {request.url.host}", request=request)
         return await self._asgi[vcp.index].handle_async_request(request)
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise _Reply(400, "body is not JSON") from exc
-
-
-def _uuid(value: Any) -> str:
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError as exc:
-        raise _Reply(400, "not a UUID") from exc
