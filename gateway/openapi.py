@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from gateway.chain_parties import chain_party_paths
-from gateway.coordinator import coordinator_paths
+from gateway.coordinator_openapi import coordinator_paths
 from gateway.settings import Settings
 from ptx_chain_node import __version__
 from ptx_chain_node.messages import Ack, ErrorBody, JobSummary, ResumeRequest, SyncAnswer
