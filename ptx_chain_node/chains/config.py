@@ -4,8 +4,9 @@ A chain configuration file (TOML or JSON) holds one ``[[chains]]`` table per ser
 (its ``catalog_ids``) and/or offering (its ``target_ids``, the ``x-ptx-target-id``):
 
 - the ``computations`` (catalogue program, version, parameters), each one collaboration;
-- the ``input``: how JSON records map to typed columns (``path`` into a record, type,
-  bounds) and what to do with a bad row (``refuse`` before the ACK, or ``skip``);
+- the ``input`` (:mod:`ptx_chain_node.chains.input_mapping`): how JSON records map to typed
+  columns (``path`` into a record, type, bounds) and what to do with a bad row (``refuse``
+  before the ACK, or ``skip``);
 - the ``parties``: which thread is which input party (``origin`` -> the provider, each
   ``additionalData`` entry -> its participant by id or name), the ``external_parties`` that
   upload with their own client, ``min_parties`` and the ``deadline``;
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,98 +40,37 @@ from pydantic import (
     model_validator,
 )
 
+from ptx_chain_node.chains.input_mapping import ColumnMapping, InputMapping
 from ptx_chain_node.coordination.collaboration import (
     NAME_PATTERN,
-    ColumnSpec,
-    ColumnType,
     ExpectedParty,
-    InputSpec,
     ProgramRef,
     check_endpoint,
 )
 from ptx_chain_node.errors import Problem, PtxError
 
+__all__ = [
+    "CHAIN_OUTPUT_PARTY",
+    "ChainConfig",
+    "ChainEngine",
+    "ChainFile",
+    "ChainOutputParty",
+    "ColumnMapping",
+    "Computation",
+    "InputMapping",
+    "ResultShape",
+    "ThreadParty",
+    "check_chain_file",
+    "engine_problems",
+    "load_chain_file",
+    "parse_chain_file",
+    "read_document",
+]
+
 #: The id of the gateway's own (in-process) output party in every chain collaboration.
 CHAIN_OUTPUT_PARTY = "chain"
 #: The engines a chain step can run on.
 ChainEngine = Literal["mpyc", "carbynestack"]
-
-
-def _same_rules(build: Callable[[], object]) -> None:
-    """Build a coordination model; its validation error becomes a plain ValueError."""
-    try:
-        build()
-    except ValidationError as exc:
-        raise ValueError(
-            "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-        ) from None
-
-
-class ColumnMapping(BaseModel):
-    """One typed input column and where its value sits in a JSON record."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=NAME_PATTERN, description="column name (programs refer to it)")
-    path: str | None = Field(
-        None,
-        min_length=1,
-        description="dotted field path into a record (a.b.0.c); default: the column name",
-    )
-    type: ColumnType = ColumnType.INTEGER
-    scale: int | None = Field(None, ge=0, le=18)
-    categories: list[str] | None = None
-    min: float | None = None
-    max: float | None = None
-
-    @property
-    def field_path(self) -> str:
-        return self.path or self.name
-
-    def spec(self) -> ColumnSpec:
-        """The column as the collaboration's input specification names it."""
-        return ColumnSpec(
-            name=self.name,
-            type=self.type,
-            scale=self.scale,
-            categories=self.categories,
-            min=self.min,
-            max=self.max,
-        )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ColumnMapping:
-        _same_rules(self.spec)  # the same rules as a collaboration's column
-        return self
-
-
-class InputMapping(BaseModel):
-    """How a thread's JSON records become the rows of an input party."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    records: str = Field(
-        "", description="dotted path to the list of records in a thread's data; '' = the data"
-    )
-    columns: list[ColumnMapping] = Field(min_length=1, max_length=1000)
-    min_rows: int = Field(1, ge=0, description="rows each party must have (after skipping)")
-    max_rows: int | None = Field(None, ge=1)
-    bad_rows: Literal["refuse", "skip"] = Field(
-        "refuse", description="refuse: 422 before the ACK; skip: leave the row out"
-    )
-
-    def spec(self) -> InputSpec:
-        """The collaboration's input specification."""
-        return InputSpec(
-            columns=[c.spec() for c in self.columns],
-            min_rows=self.min_rows,
-            max_rows=self.max_rows,
-        )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> InputMapping:
-        _same_rules(self.spec)
-        return self
 
 
 class ThreadParty(BaseModel):
