@@ -2,7 +2,8 @@
 
 - :mod:`.sharing`: Shamir split / recombine on the client side, :class:`ShareVector` files;
 - :mod:`.encoding` and :mod:`.aggregate`: column values to integers, rows to aggregates;
-- :mod:`.catalogue`: the vetted programs, bound to parameters and pinned by hash;
+- :mod:`.catalogue`: the vetted programs, bound to parameters (:mod:`.params`) and pinned by
+  hash;
 - :mod:`.party`: one MPyC party process (``python -m ptx_chain_node.mpc.party --job ...``);
 - :mod:`.runner`: m local parties for one run (embedded mode) and ``reconstruct``.
 
