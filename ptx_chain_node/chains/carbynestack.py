@@ -40,6 +40,7 @@ from ptx_chain_node.coordination.collaboration import Collaboration
 from ptx_chain_node.coordination.programs import BUILTIN_PROGRAMS, StaticProgramRegistry
 from ptx_chain_node.coordination.records import CollaborationRecord
 from ptx_chain_node.errors import Problem, ProtocolError, PtxError
+from ptx_chain_node.mpc.encoding import EncodedColumns
 
 #: The programs a carbynestack chain can run, as the coordinator's registry resolves them.
 REGISTRY = StaticProgramRegistry(
@@ -125,9 +126,16 @@ class CarbyneStackUploads:
         config = ComputeConfig.parse(record.definition.compute_config)
         return CarbyneStackClient(config, self.http, self._token, timeout=self.timeout)
 
-    async def upload(self, record: CollaborationRecord, party_id: str, rows: ThreadRows) -> Upload:
+    async def upload(
+        self,
+        record: CollaborationRecord,
+        party_id: str,
+        rows: ThreadRows,
+        encoded: EncodedColumns,
+    ) -> Upload:
         """One secret per input column, masked with checked masks from every VCP."""
         del party_id  # the secrets carry no party; the coordinator binds them at confirmation
+        del encoded  # every column is uploaded as rows, encoded by the upload itself
         secret_ids, count = await upload_columns(
             self._client(record), record.definition, rows.columns
         )

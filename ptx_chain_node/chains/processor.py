@@ -8,8 +8,9 @@ For a job of a configured chain (:class:`~.matching.ChainMatcher`):
    (configuration, chainId) in this process's coordinator (with the configured output
    parties), register every thread as an input party, share its rows for the
    collaboration's engine and upload the shares (:mod:`.uploads`: MPyC nodes or Carbyne
-   Stack VCPs), and confirm (approving the program by its hash). The job goes ``shared`` (its stored
-   plaintext is dropped), then ``computing``. A thread *by reference*
+   Stack VCPs; a thread's columns are encoded once for all computations), and confirm
+   (approving the program by its hash). The job goes ``shared`` (its stored plaintext is
+   dropped), then ``computing``. A thread *by reference*
    (:mod:`.references`) is not shared: its party's own client uploads and confirms in
    the collaborations created ahead by :meth:`MpcProcessor.register_reference`; the
    processor waits for that upload (woken by the coordinator) until the collaboration's
@@ -53,6 +54,7 @@ from ptx_chain_node.coordination.service import Coordinator
 from ptx_chain_node.coordination.states import ACCEPTING, CollabState
 from ptx_chain_node.errors import Problem, PtxError
 from ptx_chain_node.job import Job, JobResult, JobState
+from ptx_chain_node.mpc.encoding import EncodedColumns
 from ptx_chain_node.mpc.rows import MAX_PROBLEMS
 from ptx_chain_node.payload import ChainPayload, threads
 from ptx_chain_node.processor import ProcessingError, Progress
@@ -152,29 +154,7 @@ class MpcProcessor:
         if job.state == JobState.RECEIVED:
             if job.payload is None:
                 raise ProcessingError("job has no payload")
-            inputs = chain_inputs(config, job.payload)
-            expected = [
-                ExpectedParty(id=pt.party.id, identity=pt.party.identity or pt.party.id)
-                for pt, _ in inputs
-            ]
-            records: list[CollaborationRecord] = []
-            for computation in config.computations:
-                record = await self._collaboration(
-                    config, computation, chain_id, job.retries, expected
-                )
-                for party_thread, given in inputs:
-                    if isinstance(given, Reference):
-                        record = await self._referenced(
-                            record, party_thread.party.id, computation, given
-                        )
-                records.append(record)
-            # Rows are shared only once every reference holds: a failed reference never
-            # lets the other threads' data into a computation.
-            for record in records:
-                record = await self.coordinator.require(record.id)
-                for party_thread, given in inputs:
-                    if isinstance(given, ThreadRows) and record.state in ACCEPTING:
-                        await self._upload(record, party_thread.party.id, given)
+            await self._share(config, job.payload, chain_id, job.retries)
             await progress(JobState.SHARED)  # the stored plaintext is dropped here
         await progress(JobState.COMPUTING)
         results: dict[str, Any] = {}
@@ -191,6 +171,41 @@ class MpcProcessor:
         return shape(config, results, parties, collaborations)
 
     # -- collaborations and uploads --------------------------------------------------------
+
+    async def _share(
+        self, config: ChainConfig, payload: ChainPayload, chain_id: str, retry: int
+    ) -> None:
+        """Create the collaborations, check the references, upload every thread's rows.
+
+        Each thread's columns are wrapped in one :class:`EncodedColumns` for all the
+        computations, so each ``(column, scale)`` of a thread is encoded once.
+        """
+        inputs = chain_inputs(config, payload)
+        expected = [
+            ExpectedParty(id=pt.party.id, identity=pt.party.identity or pt.party.id)
+            for pt, _ in inputs
+        ]
+        records: list[CollaborationRecord] = []
+        for computation in config.computations:
+            record = await self._collaboration(config, computation, chain_id, retry, expected)
+            for party_thread, given in inputs:
+                if isinstance(given, Reference):
+                    record = await self._referenced(
+                        record, party_thread.party.id, computation, given
+                    )
+            records.append(record)
+        by_value = [
+            (party_thread.party.id, given, EncodedColumns(given.columns))
+            for party_thread, given in inputs
+            if isinstance(given, ThreadRows)
+        ]
+        # Rows are shared only once every reference holds: a failed reference never
+        # lets the other threads' data into a computation.
+        for record in records:
+            record = await self.coordinator.require(record.id)
+            for party_id, rows, encoded in by_value:
+                if record.state in ACCEPTING:
+                    await self._upload(record, party_id, rows, encoded)
 
     async def register_reference(
         self, config: ChainConfig, chain_id: str, party_id: str, retry: int = 0
@@ -323,7 +338,13 @@ class MpcProcessor:
                 _LIVE,
             )
 
-    async def _upload(self, record: CollaborationRecord, party_id: str, rows: ThreadRows) -> None:
+    async def _upload(
+        self,
+        record: CollaborationRecord,
+        party_id: str,
+        rows: ThreadRows,
+        encoded: EncodedColumns,
+    ) -> None:
         cid = record.id
         registration = await self.coordinator.register_input(cid, party_id, self._operator)
         if not registration.created:
@@ -332,7 +353,7 @@ class MpcProcessor:
             # Registered before a restart, token lost: register again for a new one.
             await self.coordinator.unregister_input(cid, party_id, self._operator)
             registration = await self.coordinator.register_input(cid, party_id, self._operator)
-        upload = await self._uploads(record).upload(record, party_id, rows)
+        upload = await self._uploads(record).upload(record, party_id, rows, encoded)
         await self.coordinator.confirm_upload(
             cid,
             party_id,

@@ -28,6 +28,7 @@ from ptx_chain_node.chains.config import CHAIN_OUTPUT_PARTY
 from ptx_chain_node.chains.records import ThreadRows
 from ptx_chain_node.coordination.records import CollaborationRecord, Role
 from ptx_chain_node.errors import Problem, PtxError
+from ptx_chain_node.mpc.encoding import EncodedColumns
 from ptx_chain_node.mpc.engine import MpycEngine
 from ptx_chain_node.mpc.errors import GroupTooSmall
 from ptx_chain_node.mpc.node_client import NodeClient
@@ -57,8 +58,18 @@ class EngineUploads(Protocol):
 
     engine: str
 
-    async def upload(self, record: CollaborationRecord, party_id: str, rows: ThreadRows) -> Upload:
-        """Share ``rows`` of input party ``party_id`` and send the shares to the nodes."""
+    async def upload(
+        self,
+        record: CollaborationRecord,
+        party_id: str,
+        rows: ThreadRows,
+        encoded: EncodedColumns,
+    ) -> Upload:
+        """Share ``rows`` of input party ``party_id`` and send the shares to the nodes.
+
+        ``encoded`` wraps ``rows.columns`` once for every computation of the step: an
+        engine that encodes through it encodes each ``(column, scale)`` once per thread.
+        """
         ...
 
     async def result(self, record: CollaborationRecord) -> Computed:
@@ -83,12 +94,19 @@ class MpycUploads:
         ordered = sorted(grant["nodes"], key=lambda n: int(n["index"]))
         return [NodeClient(self.http, str(n["url"]), int(n["index"])) for n in ordered]
 
-    async def upload(self, record: CollaborationRecord, party_id: str, rows: ThreadRows) -> Upload:
-        """Pre-aggregate and Shamir-split the rows; share vector ``i`` to node ``i``."""
+    async def upload(
+        self,
+        record: CollaborationRecord,
+        party_id: str,
+        rows: ThreadRows,
+        encoded: EncodedColumns,
+    ) -> Upload:
+        """Pre-aggregate (from ``encoded``) and Shamir-split; share vector ``i`` to node ``i``."""
+        del rows  # the columns are read through ``encoded``, shared by the computations
         cid = record.id
         plan = record.definition.compute_config  # {m, t}, as the engine validated it
         found = self.mpyc.binding(record.definition)
-        prepared = prepare_upload(found, rows.columns, int(plan["m"]), int(plan["t"]))
+        prepared = prepare_upload(found, encoded, int(plan["m"]), int(plan["t"]))
         grant = self.mpyc.grant(cid, Role.INPUT, party_id)
         secret_id = str(uuid.uuid4())
         await asyncio.gather(

@@ -16,9 +16,11 @@ Identifiers (for set intersection) are mapped to 61-bit integers by a keyed BLAK
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -192,29 +194,45 @@ class EncodedColumns(Mapping[str, Sequence[object]]):
     Several programs on the same rows (a catalogue session, or one data thread feeding
     several computations) pass one instance to ``BoundProgram.share``; the programs ask
     for their columns with :meth:`encoded` and all but the first get the cached array.
-    As a mapping it gives the columns as they were given.
+    :meth:`renamed` gives a program its own column names over the same cache. As a
+    mapping it gives the columns as they were given. :attr:`encodings` counts the
+    encodings done, by source column and scale (each at most once).
     """
 
     def __init__(self, columns: Mapping[str, Sequence[object]]) -> None:
         self._columns = dict(columns)
+        self._names = {name: name for name in self._columns}  # this view's name -> source
         self._encoded: dict[tuple[str, int], IntArray] = {}
+        self.encodings: Counter[tuple[str, int]] = Counter()
 
     def __getitem__(self, name: str) -> Sequence[object]:
-        return self._columns[name]
+        return self._columns[self._names[name]]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._columns)
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return len(self._columns)
+        return len(self._names)
+
+    def renamed(self, names: Mapping[str, str]) -> EncodedColumns:
+        """A view whose column ``new`` is this one's ``names[new]``, sharing the encodings.
+
+        Only the names given are in the view (a source that is not here is left out, so
+        asking for it is a ``KeyError``); an encoding done through the view or this
+        instance serves both. Problems are named by the name asked for.
+        """
+        view = copy.copy(self)  # the same columns, cache and counter
+        view._names = {new: self._names[old] for new, old in names.items() if old in self._names}
+        return view
 
     def encoded(self, name: str, scale: int, bound: int | None = None) -> IntArray:
         """Column ``name`` through :func:`encode_column` (``KeyError`` if it is missing)."""
-        key = (name, scale)
+        key = (self._names[name], scale)
         array = self._encoded.get(key)
         if array is None:
-            array = encode_column(self._columns[name], scale, name)
+            array = encode_column(self._columns[key[0]], scale, name)
             self._encoded[key] = array
+            self.encodings[key] += 1
         if bound is not None:
             check_range(array, bound, name)
         return array

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +31,7 @@ from ptx_chain_node.coordination.records import Role
 from ptx_chain_node.errors import Problem, PtxError
 from ptx_chain_node.mpc.catalogue import BoundProgram
 from ptx_chain_node.mpc.coordinator_client import CoordinatorClient
+from ptx_chain_node.mpc.encoding import EncodedColumns
 from ptx_chain_node.mpc.node_client import NodeClient
 from ptx_chain_node.mpc.registry import Binding, CatalogueRegistry, binding
 from ptx_chain_node.mpc.rows import Columns, read_file
@@ -62,9 +64,17 @@ def program_of(collaboration: dict[str, Any]) -> tuple[InputSpec, Binding, str]:
     return spec, binding(ref.name, ref.version, ref.parameters), resolved.sha256
 
 
-def prepare_upload(found: Binding, columns: Columns, m: int, t: int) -> PreparedUpload:
-    """Map input columns to program columns, pre-aggregate and split for ``m`` nodes."""
-    data = {program_column: columns[source] for program_column, source in found.columns.items()}
+def prepare_upload(
+    found: Binding, columns: Mapping[str, Sequence[object]], m: int, t: int
+) -> PreparedUpload:
+    """Map input columns to program columns, pre-aggregate and split for ``m`` nodes.
+
+    Given an :class:`~.encoding.EncodedColumns` (one party's rows for several programs),
+    the program reads it renamed to its own columns over the same cache, so each
+    ``(column, scale)`` is encoded once for all of them.
+    """
+    encoded = columns if isinstance(columns, EncodedColumns) else EncodedColumns(columns)
+    data = encoded.renamed(found.columns)
     rows = len(next(iter(columns.values()))) if columns else 0
     return PreparedUpload(found.bound, found.bound.share(data, m, t), rows)
 
