@@ -32,7 +32,6 @@ an explicit error object. Plaintext is never logged.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +45,7 @@ from ptx_chain_node.chains.matching import ChainMatcher
 from ptx_chain_node.chains.records import ThreadRows, typed_rows
 from ptx_chain_node.chains.references import Reference, is_reference, parse_reference
 from ptx_chain_node.chains.shaping import computation_value, failure, shape
+from ptx_chain_node.chains.step_collaborations import collaboration_id
 from ptx_chain_node.chains.threads import PartyThread, assign
 from ptx_chain_node.chains.uploads import EngineUploads
 from ptx_chain_node.coordination.collaboration import CollaborationRequest, ExpectedParty
@@ -61,24 +61,10 @@ from ptx_chain_node.processor import ProcessingError, Progress
 
 log = structlog.get_logger(__name__)
 
-_NAMESPACE = uuid.UUID("5b0e7c1e-3f0a-4c59-9d1c-6d1f3c0a9e21")
 #: States in which a configured output party is still added to a collaboration.
 _LIVE = (CollabState.OPEN, CollabState.READY, CollabState.RUNNING)
 
 Inputs = list[tuple[PartyThread, ThreadRows | Reference]]
-
-
-def collaboration_id(
-    config: ChainConfig, chain_id: str, computation: Computation, retry: int = 0
-) -> str:
-    """The collaboration of a computation of a chain: the same inputs give the same id.
-
-    ``retry`` is the job's retry number (``Job.retries``); 0 keeps the original id.
-    """
-    name = f"{config.name}\n{chain_id}\n{computation.name}"
-    if retry:
-        name += f"\nretry {retry}"
-    return str(uuid.uuid5(_NAMESPACE, name))
 
 
 def chain_inputs(config: ChainConfig, payload: ChainPayload) -> Inputs:
