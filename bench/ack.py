@@ -118,7 +118,9 @@ def run_wrk(url: str, script: Path, duration: int, connections: int) -> dict[str
         return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    requests = re.search(r"(\d+) requests in", out)
     return {
+        "requests": float(requests.group(1)) if requests else 0.0,
         "rps": rps,
         "p50_ms": pct("50"),
         "p99_ms": pct("99"),
@@ -137,9 +139,29 @@ def measure(
         script.write_text(f'RUN = "{name}{time.time_ns()}"\n' + WRK_SCRIPT)
         run_wrk(url, script, 2, args.connections)  # warm-up
         script.write_text(f'RUN = "{name}{time.time_ns()}"\n' + WRK_SCRIPT)
-        return run_wrk(url, script, args.duration, args.connections)
+        cpu_before = cpu_seconds(proc.pid)
+        result = run_wrk(url, script, args.duration, args.connections)
+        # CPU the server (all its threads and helper processes) spent per request: unlike
+        # req/s, it hardly depends on what else the shared machine runs.
+        cpu = cpu_seconds(proc.pid) - cpu_before
+        result["cpu_us"] = cpu / max(result["requests"], 1.0) * 1e6
+        return result
     finally:
         stop(proc)
+
+
+def cpu_seconds(group: int) -> float:
+    """User + system CPU time so far of the processes in a process group (Linux ``/proc``):
+    the server and any helper process it started (the gateway's SQLite writer)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[2]) == group:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def median_row(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -163,6 +185,8 @@ def main() -> int:
         action="store_true",
         help="also process the jobs in the same process while loading",
     )
+    parser.add_argument("--loop", default="auto", help="uvicorn --loop, for both sides")
+    parser.add_argument("--http", default="auto", help="uvicorn --http, for both sides")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
@@ -177,7 +201,13 @@ def main() -> int:
         env = {**os.environ, "PYTHONPATH": str(tmp)}
         for n in range(args.rounds):
             port = free_port()
+            # The same uvicorn command line for both sides (loop and HTTP implementation
+            # included), so only the application differs.
             uvicorn_flags = [
+                "--loop",
+                args.loop,
+                "--http",
+                args.http,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -206,20 +236,19 @@ def main() -> int:
             }
             (tmp / "gateway.json").write_text(json.dumps(config))
             port = free_port()
+            uvicorn_flags[uvicorn_flags.index("--port") + 1] = str(port)
             gateways.append(
                 measure(
                     "gateway",
                     [
                         python,
                         "-m",
-                        "gateway",
-                        "serve",
-                        "--config",
-                        str(tmp / "gateway.json"),
-                        "--port",
-                        str(port),
+                        "uvicorn",
+                        "--factory",
+                        "gateway.app:app_from_environment",
+                        *uvicorn_flags,
                     ],
-                    {**os.environ},
+                    {**os.environ, "PTX_CONFIG": str(tmp / "gateway.json")},
                     tmp,
                     args,
                     port,
@@ -228,25 +257,46 @@ def main() -> int:
             jobs += _count_jobs(tmp / f"bench{n}.db")
             ratio = gateways[-1]["rps"] / baselines[-1]["rps"]
             print(
-                f"round {n + 1}: baseline {baselines[-1]['rps']:.0f} req/s, "
-                f"gateway {gateways[-1]['rps']:.0f} req/s, ratio {ratio:.2f}",
+                f"round {n + 1}: baseline {baselines[-1]['rps']:.0f} req/s "
+                f"({baselines[-1]['cpu_us']:.0f} us CPU/req), "
+                f"gateway {gateways[-1]['rps']:.0f} req/s "
+                f"({gateways[-1]['cpu_us']:.0f} us CPU/req), ratio {ratio:.2f}",
                 flush=True,
             )
     baseline, gateway = median_row(baselines), median_row(gateways)
     ratio = gateway["rps"] / baseline["rps"]
     ratios = sorted(g["rps"] / b["rps"] for g, b in zip(gateways, baselines, strict=True))
-    print(f"\n{'median':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-    for name, row in (("baseline", baseline), ("gateway", gateway)):
+    print(
+        f"\n{'median':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
+        f"{'CPU us/req':>11}"
+    )
+    for name, row, rows in (("baseline", baseline, baselines), ("gateway", gateway, gateways)):
+        cpu = sorted(r["cpu_us"] for r in rows)[len(rows) // 2]
         print(
             f"{name:10} {row['rps']:10.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
-            f"{row['errors']:8.0f}"
+            f"{row['errors']:8.0f} {cpu:11.0f}"
         )
+    print(f"uvicorn: {implementations(args.loop, args.http)} (both sides)")
     print(f"jobs stored durably: {jobs} (every ACK is a committed row)")
     print(
         f"ratio gateway/baseline: {ratio:.2f} (per round {', '.join(f'{r:.2f}' for r in ratios)};"
         f" goal >= 0.70)"
     )
     return 0
+
+
+def implementations(loop: str, http: str) -> str:
+    """What uvicorn's ``auto`` choices resolve to in this environment."""
+    import importlib.util
+
+    def have(name: str) -> bool:
+        return importlib.util.find_spec(name) is not None
+
+    if loop == "auto":
+        loop = "uvloop" if have("uvloop") else "asyncio"
+    if http == "auto":
+        http = "httptools" if have("httptools") else "h11"
+    return f"loop {loop}, http {http}"
 
 
 def _count_jobs(path: Path) -> int:

@@ -198,7 +198,7 @@ class Runtime:
             if released:
                 log.info("released stale leases", count=released)
         await self.coordination.start()
-        self.intake.start()
+        await self.intake.start()
         if self.settings.worker.enabled:
             self.worker.start()
         log.info(

@@ -4,7 +4,7 @@ Each delivery must be durable before its ACK. Committing one transaction per req
 costs one fsync per request; instead, requests that arrive together are written in one
 transaction (group commit) and each waits for the commit that holds its job. Under load
 this amortises the sync; alone, a request commits at once. A SQLite file gets its own
-writer thread (:mod:`ptx_chain_node.store.sqlite_intake`); PostgreSQL (or in-memory SQLite)
+writer process (:mod:`ptx_chain_node.store.sqlite_intake`); PostgreSQL (or in-memory SQLite)
 goes through the async store (:class:`JobIntake`).
 """
 
@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 class Intake(Protocol):
     """Durable job intake: :meth:`submit` returns only after the job's commit."""
 
-    def start(self) -> None: ...
+    async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -56,7 +56,8 @@ class JobIntake:
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Start the writer task."""
         if self._task is None:
             self._task = asyncio.create_task(self._writer(), name="job-intake")
 

@@ -1,9 +1,12 @@
-"""The SQLite writer-thread intake: committed before submit returns, batched, deduplicated."""
+"""The SQLite intake and its writer process: committed before submit returns, batched,
+deduplicated, and a new writer after one dies."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +18,7 @@ from ptx_chain_node.chain import ChainContext
 from ptx_chain_node.intake import JobIntake, intake_for
 from ptx_chain_node.job import job_id_for
 from ptx_chain_node.payload import ChainPayload
-from ptx_chain_node.store import Database, JobStore, NewJob
+from ptx_chain_node.store import Database, JobStore, NewJob, sqlite_writer
 from ptx_chain_node.store.sqlite_intake import SqliteJobIntake, sqlite_file
 
 
@@ -55,7 +58,7 @@ async def test_every_submit_is_committed_when_it_returns(
     database, store, path = migrated
     intake = intake_for(database, store)
     assert isinstance(intake, SqliteJobIntake)
-    intake.start()
+    await intake.start()
     rng = random.Random()
     values = {f"@s:{n}-{rng.getrandbits(40):x}": rng.randrange(10**9) for n in range(400)}
     chains = list(values)
@@ -88,7 +91,7 @@ async def test_a_repeated_delivery_keeps_the_first_job(
 ) -> None:
     _, store, path = migrated
     intake = SqliteJobIntake(store, path)
-    intake.start()
+    await intake.start()
     try:
         await intake.submit(new_job("@s:1", 1))
         first = stored(path)
@@ -101,7 +104,7 @@ async def test_a_repeated_delivery_keeps_the_first_job(
 async def test_a_failed_commit_reaches_every_waiter_and_creates_no_table(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'bare.db'}")  # not migrated
     intake = SqliteJobIntake(JobStore(database), str(tmp_path / "bare.db"))
-    intake.start()
+    await intake.start()
     try:
         results = await asyncio.gather(
             *(intake.submit(new_job(f"@s:{n}", n)) for n in range(20)), return_exceptions=True
@@ -121,7 +124,7 @@ async def test_stop_commits_what_was_submitted_and_refuses_more(
 ) -> None:
     _, store, path = migrated
     intake = SqliteJobIntake(store, path)
-    intake.start()
+    await intake.start()
     waiting = [asyncio.ensure_future(intake.submit(new_job(f"@s:{n}", n))) for n in range(50)]
     await asyncio.sleep(0)  # every submit is queued
     await intake.stop()
@@ -141,3 +144,56 @@ async def test_other_stores_keep_the_async_intake(tmp_path: Path) -> None:
     finally:
         await memory.dispose()
         await postgres.dispose()
+
+
+def test_the_writer_commits_every_frame_it_has_in_one_transaction(
+    tmp_path: Path, migrated: tuple[Database, JobStore, str]
+) -> None:
+    _, store, path = migrated
+    jobs = [new_job(f"@s:{n}", n) for n in range(6)]
+    stream = bytearray(sqlite_writer.frame(store.insert_sql))
+    stream += sqlite_writer.frame((7, store.insert_rows(jobs[:4])))
+    stream += sqlite_writer.frame((8, store.insert_rows(jobs[2:])))  # overlaps the first
+    stream += sqlite_writer.frame((9, []))[:-1]  # incomplete: stays in the buffer
+    messages = sqlite_writer.split_frames(stream)
+    assert messages[0] == store.insert_sql and [m[0] for m in messages[1:]] == [7, 8]
+    assert len(stream) == len(sqlite_writer.frame((9, []))) - 1
+    conn = sqlite_writer.open_connection(path)
+    try:
+        assert sqlite_writer.commit(conn, store.insert_sql, messages[1:]) == ([7, 8], None)
+        assert set(stored(path)) == {job.id for job in jobs}
+        broken = [(10, store.insert_rows([new_job("@s:new", 1)])), (11, [("too", "few")])]
+        ids, error = sqlite_writer.commit(conn, store.insert_sql, broken)
+    finally:
+        conn.close()
+    assert ids == [10, 11] and error is not None and error[0] == "ProgrammingError"
+    assert len(stored(path)) == 6  # the failed transaction left nothing behind
+
+
+async def test_a_new_writer_replaces_one_that_died(
+    migrated: tuple[Database, JobStore, str],
+) -> None:
+    _, store, path = migrated
+    intake = SqliteJobIntake(store, path)
+    await intake.start()
+    try:
+        await intake.submit(new_job("@s:before", 1))
+        first = intake.writer_pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        outcomes = await asyncio.gather(
+            *(intake.submit(new_job(f"@s:during-{n}", n)) for n in range(20)),
+            return_exceptions=True,
+        )
+        # Batches the dead writer did not confirm fail (no ACK); none is reported stored
+        # without being stored.
+        confirmed = [n for n, outcome in enumerate(outcomes) if outcome is None]
+        assert all(isinstance(o, RuntimeError) for o in outcomes if o is not None)
+        assert {job_id_for(f"@s:during-{n}", "https://so/mpc") for n in confirmed} <= set(
+            stored(path)
+        )
+        await intake.submit(new_job("@s:after", 2))
+        assert intake.writer_pid not in (None, first)
+    finally:
+        await intake.stop()
+    assert job_id_for("@s:after", "https://so/mpc") in stored(path)

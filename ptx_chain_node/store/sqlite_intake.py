@@ -1,34 +1,35 @@
-"""Group commit on SQLite through a writer thread that owns its own connection.
+"""Group commit on a SQLite file through a writer process with its own connection.
 
 The async driver (aiosqlite) hops between its thread and the event loop several times per
-transaction (begin, execute, commit, release), and under load every hop waits for the busy
-loop to come round: a batch then takes several times its disk time. Here one thread owns a
-plain :mod:`sqlite3` connection to the same file (WAL, ``synchronous=FULL``), takes every
-pending job at once, inserts and commits them in one go, and hands the outcome back to the
-loop with a single ``call_soon_threadsafe`` per batch. While it commits, the next requests
-accumulate for the following batch.
+transaction, and a writer thread of our own fares little better: after each wake-up and
+each SQLite call it needs the GIL back, and the busy event loop holds it for up to the
+switch interval (5 ms) every time. Here a child process (:mod:`sqlite_writer`) owns the
+connection. The event loop gathers the jobs submitted during one loop iteration, turns
+them into rows (:meth:`JobStore.insert_rows`) and writes them to the process as one frame;
+the process commits every frame it has when it gets to them in one transaction
+(``synchronous=FULL``), and answers with the batch ids, which resolve the waiting
+requests. Nothing waits on the GIL of the other side.
 
-The schema stays Alembic's: the thread runs the store's own compiled insert
-(:attr:`JobStore.insert_sql`, ``ON CONFLICT (id) DO NOTHING``) and creates nothing.
+If the writer process dies, the batches it had not confirmed fail (their requests get no
+ACK) and a new process starts for the next ones.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
-import threading
-from collections import deque
-from collections.abc import Callable
+import sys
+from pathlib import Path
 
 import structlog
 
+from ptx_chain_node.store import sqlite_writer
 from ptx_chain_node.store.database import Database
 from ptx_chain_node.store.jobs import JobStore, NewJob
 
 log = structlog.get_logger(__name__)
 
-_Waiter = tuple[NewJob, "asyncio.Future[None]"]
+_WRITER = str(Path(sqlite_writer.__file__).resolve())
 
 
 def sqlite_file(database: Database) -> str | None:
@@ -39,128 +40,178 @@ def sqlite_file(database: Database) -> str | None:
     return path if path and path != ":memory:" else None
 
 
-def open_connection(path: str) -> sqlite3.Connection:
-    """A connection for the writer: WAL, a sync of the WAL at every commit, and no implicit
-    transactions (the writer opens and commits its own)."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=10000")
-        if conn.execute("PRAGMA synchronous").fetchone()[0] != 2:
-            raise RuntimeError("SQLite refused synchronous=FULL")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+def writer_error(error: tuple[str, str]) -> Exception:
+    """The exception a batch's waiters get for the writer's ``(class name, message)``."""
+    name, message = error
+    kind = getattr(sqlite3, name, None)
+    if isinstance(kind, type) and issubclass(kind, sqlite3.Error):
+        return kind(message)
+    return RuntimeError(f"{name}: {message}")
 
 
-def _settle(batch: list[_Waiter], error: BaseException | None) -> None:
-    """Resolve every waiter of a batch (runs on the event loop)."""
-    for _, future in batch:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
+class _WriterProtocol(asyncio.SubprocessProtocol):
+    """Reads the writer's replies and settles the batches they name."""
+
+    def __init__(self, intake: SqliteJobIntake) -> None:
+        self.intake = intake
+        self.buffer = bytearray()
+        self.exited = asyncio.get_running_loop().create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        if fd != 1 or isinstance(data, str):
+            return
+        self.buffer += data
+        for batch_ids, error in sqlite_writer.split_frames(self.buffer):
+            failure = writer_error(error) if error is not None else None
+            if failure is not None:
+                log.error("job insert failed", error=type(failure).__name__)
+            for batch_id in batch_ids:
+                self.intake._settle(batch_id, failure)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The process exited and its pipes are drained: every reply it wrote was read.
+        if not self.exited.done():
+            self.exited.set_result(None)
+        self.intake._writer_exited(self)
 
 
 class SqliteJobIntake:
-    """Batches job inserts from concurrent requests into shared commits on a writer thread.
+    """Batches job inserts from concurrent requests into shared commits in a writer process.
 
     Same contract as :class:`ptx_chain_node.intake.JobIntake`: :meth:`submit` returns once
     the transaction holding the job committed (a repeated job id is skipped and counts as
-    stored), or raises the error that made the batch fail.
+    stored), or raises the error that made its batch fail.
     """
 
-    def __init__(self, store: JobStore, path: str, *, max_batch: int = 512) -> None:
+    def __init__(self, store: JobStore, path: str) -> None:
         self.store = store
         self.path = path
-        self.max_batch = max_batch
-        self._pending: deque[_Waiter] = deque()
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._finished: asyncio.Future[None] | None = None
+        self._pending: list[tuple[NewJob, asyncio.Future[None]]] = []
+        self._in_flight: dict[int, list[asyncio.Future[None]]] = {}
+        self._next_id = 0
+        self._flush_scheduled = False
+        self._running = False
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._protocol: _WriterProtocol | None = None
+        self._starting: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Open the connection and start the writer (call on the running loop)."""
-        if self._thread is not None:
+    @property
+    def writer_pid(self) -> int | None:
+        """The process id of the running writer (None while there is none)."""
+        return self._transport.get_pid() if self._transport is not None else None
+
+    async def start(self) -> None:
+        """Start the writer process."""
+        if self._running:
             return
-        self._loop = asyncio.get_running_loop()
-        self._finished = self._loop.create_future()
-        self._stopping = False
-        conn = open_connection(self.path)
-        self._thread = threading.Thread(
-            target=self._run, args=(conn,), name="job-intake-sqlite", daemon=True
+        self._running = True
+        await self._spawn()
+
+    async def _spawn(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _WriterProtocol(self),
+            sys.executable,
+            "-I",
+            _WRITER,
+            self.path,
+            stderr=None,
         )
-        self._thread.start()
+        self._transport, self._protocol = transport, protocol
+        self._send(self.store.insert_sql)
+        if self._pending:
+            self._schedule_flush()
 
     async def stop(self) -> None:
-        """Commit what was submitted so far, then close the connection."""
-        if self._thread is None:
+        """Let the writer commit what it was sent, then end it; later submits fail."""
+        if not self._running:
             return
-        self._stopping = True
-        self._wake.set()
-        assert self._finished is not None
-        await self._finished
-        self._thread = None
-        leftover = list(self._pending)
-        self._pending.clear()
-        _settle(leftover, RuntimeError("intake stopped"))
+        self._running = False
+        if self._starting is not None:
+            await asyncio.gather(self._starting, return_exceptions=True)
+        self._flush()
+        transport, protocol = self._transport, self._protocol
+        if transport is not None and protocol is not None:
+            stdin = transport.get_pipe_transport(0)
+            if stdin is not None:
+                stdin.close()  # end of input: the writer finishes and exits
+            await protocol.exited
+            transport.close()
+        self._fail_all(RuntimeError("intake stopped"))
 
     async def submit(self, job: NewJob) -> None:
         """Return once ``job`` is committed (or was already stored for that chain step)."""
-        if self._thread is None or self._stopping:
+        if not self._running:
             raise RuntimeError("intake is not running")
-        assert self._loop is not None
-        future: asyncio.Future[None] = self._loop.create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._pending.append((job, future))
-        if not self._wake.is_set():
-            self._wake.set()
+        if not self._flush_scheduled:
+            self._schedule_flush()
         return await future
 
-    def _run(self, conn: sqlite3.Connection) -> None:
-        try:
-            while True:
-                self._wake.wait()
-                # Cleared before draining: a job appended after the drain sets it again.
-                self._wake.clear()
-                while self._pending:
-                    batch: list[_Waiter] = []
-                    while self._pending and len(batch) < self.max_batch:
-                        batch.append(self._pending.popleft())
-                    self._hand_back(batch, self._write(conn, batch))
-                if self._stopping:
-                    return
-        finally:
-            conn.close()
-            self._call_on_loop(self._finish)
+    def _schedule_flush(self) -> None:
+        self._flush_scheduled = True
+        asyncio.get_running_loop().call_soon(self._flush)
 
-    def _write(self, conn: sqlite3.Connection, batch: list[_Waiter]) -> BaseException | None:
+    def _flush(self) -> None:
+        """Send everything submitted since the last flush as one batch."""
+        self._flush_scheduled = False
+        if not self._pending or self._transport is None:
+            return
+        batch, self._pending = self._pending, []
         try:
             rows = self.store.insert_rows([job for job, _ in batch])
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(self.store.insert_sql, rows)
-            conn.execute("COMMIT")
-        except Exception as exc:  # noqa: BLE001 - every waiter of the batch gets the error
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):  # gone either way
-                    conn.rollback()
-            log.error("job insert failed", error=type(exc).__name__, batch=len(batch))
-            return exc
-        return None
+        except Exception as exc:  # noqa: BLE001 - the batch's waiters get the error
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self._next_id += 1
+        self._in_flight[self._next_id] = [future for _, future in batch]
+        self._send((self._next_id, rows))
 
-    def _hand_back(self, batch: list[_Waiter], error: BaseException | None) -> None:
-        self._call_on_loop(_settle, batch, error)
+    def _send(self, message: object) -> None:
+        assert self._transport is not None
+        stdin = self._transport.get_pipe_transport(0)
+        assert isinstance(stdin, asyncio.WriteTransport)
+        stdin.write(sqlite_writer.frame(message))
 
-    def _finish(self) -> None:
-        if self._finished is not None and not self._finished.done():
-            self._finished.set_result(None)
+    def _settle(self, batch_id: int, error: BaseException | None) -> None:
+        for future in self._in_flight.pop(batch_id, ()):
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
 
-    def _call_on_loop(self, callback: Callable[..., object], *args: object) -> None:
-        assert self._loop is not None
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            self._loop.call_soon_threadsafe(callback, *args)
+    def _writer_exited(self, protocol: _WriterProtocol) -> None:
+        if protocol is not self._protocol:
+            return
+        assert self._transport is not None
+        self._transport.close()
+        self._transport, self._protocol = None, None
+        unconfirmed = RuntimeError("job writer exited before confirming the commit")
+        for batch_id in list(self._in_flight):
+            self._settle(batch_id, unconfirmed)
+        if self._running:
+            log.error("job writer exited; starting a new one")
+            self._starting = asyncio.get_running_loop().create_task(self._restart())
+
+    async def _restart(self) -> None:
+        try:
+            await self._spawn()
+        except Exception as exc:  # noqa: BLE001 - waiting requests get the error
+            log.error("job writer did not start", error=type(exc).__name__)
+            self._fail_all(exc)
+        finally:
+            self._starting = None
+
+    def _fail_all(self, error: BaseException) -> None:
+        batch, self._pending = self._pending, []
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(error)
+        for batch_id in list(self._in_flight):
+            self._settle(batch_id, error)
