@@ -17,7 +17,7 @@ from gateway.errors import HANDLERS
 from gateway.openapi import openapi_document
 from gateway.request_context import RequestContextMiddleware
 from gateway.resource import ResourceEndpoint
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, tune_garbage_collection
 from gateway.settings import Settings, load_settings
 from ptx_chain_node import logs
 from ptx_chain_node.processor import Processor
@@ -78,4 +78,6 @@ def app_from_environment() -> Starlette:
     from pathlib import Path
 
     config = os.environ.get("PTX_CONFIG")
-    return create_app(load_settings(Path(config) if config else None))
+    app = create_app(load_settings(Path(config) if config else None))
+    tune_garbage_collection()
+    return app

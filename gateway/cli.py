@@ -34,6 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.runtime import tune_garbage_collection
 
     settings = _settings(args)
     nodes = None
@@ -50,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         nodes.start()
     try:
         app = create_app(settings)
+        tune_garbage_collection()
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     finally:
         if nodes is not None:
