@@ -197,3 +197,22 @@ async def test_a_new_writer_replaces_one_that_died(
     finally:
         await intake.stop()
     assert job_id_for("@s:after", "https://so/mpc") in stored(path)
+
+
+async def test_a_payload_larger_than_a_pipe_read_arrives_whole(
+    migrated: tuple[Database, JobStore, str],
+) -> None:
+    _, store, path = migrated
+    rng = random.Random()
+    rows = [{"v": rng.randrange(10**9), "name": f"row-{n}"} for n in range(100_000)]
+    big = new_job("@s:big", 0)
+    big = NewJob(**{**big.__dict__, "payload": ChainPayload(data=rows)})
+    intake = SqliteJobIntake(store, path)
+    await intake.start()
+    try:
+        await asyncio.gather(intake.submit(big), intake.submit(new_job("@s:small", 1)))
+    finally:
+        await intake.stop()
+    payload, _ = stored(path)[big.id]
+    assert len(payload) > 2 * sqlite_writer.CHUNK
+    assert ChainPayload.model_validate_json(payload).data == rows
