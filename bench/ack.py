@@ -198,7 +198,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "baseline_app.py").write_text(BASELINE)
-        env = {**os.environ, "PYTHONPATH": str(tmp)}
+        path = os.pathsep.join(filter(None, [str(tmp), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path}
         for n in range(args.rounds):
             port = free_port()
             # The same uvicorn command line for both sides (loop and HTTP implementation

@@ -20,6 +20,7 @@ import asyncio
 import sqlite3
 import sys
 from pathlib import Path
+from typing import cast
 
 import structlog
 
@@ -173,8 +174,8 @@ class SqliteJobIntake:
 
     def _send(self, message: object) -> None:
         assert self._transport is not None
-        stdin = self._transport.get_pipe_transport(0)
-        assert isinstance(stdin, asyncio.WriteTransport)
+        # A write transport (uvloop's is not a subclass of asyncio.WriteTransport).
+        stdin = cast(asyncio.WriteTransport, self._transport.get_pipe_transport(0))
         stdin.write(sqlite_writer.frame(message))
 
     def _settle(self, batch_id: int, error: BaseException | None) -> None:
