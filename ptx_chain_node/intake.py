@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,7 +32,7 @@ class Intake(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def submit(self, job: NewJob) -> None: ...
+    def submit(self, job: NewJob) -> Awaitable[None]: ...
 
 
 def intake_for(database: Database, store: JobStore) -> Intake:
