@@ -150,18 +150,27 @@ def measure(
         stop(proc)
 
 
-def cpu_seconds(group: int) -> float:
-    """User + system CPU time so far of the processes in a process group (Linux ``/proc``):
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a process and its descendants (Linux ``/proc``):
     the server and any helper process it started (the gateway's SQLite writer)."""
-    ticks = 0
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # exited meanwhile
-        if int(fields[2]) == group:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        process = int(stat.parent.name)
+        parents[process] = int(fields[1])
+        ticks[process] = int(fields[11]) + int(fields[12])
+    total = 0
+    for process, used in ticks.items():
+        ancestor = process
+        while ancestor not in (pid, 0, 1) and ancestor in parents:
+            ancestor = parents[ancestor]
+        if ancestor == pid:
+            total += used
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def median_row(rows: list[dict[str, float]]) -> dict[str, float]:

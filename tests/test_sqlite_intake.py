@@ -170,6 +170,24 @@ def test_the_writer_commits_every_frame_it_has_in_one_transaction(
     assert len(stored(path)) == 6  # the failed transaction left nothing behind
 
 
+async def test_the_writer_is_out_of_reach_of_group_signals_and_ends_with_its_input(
+    migrated: tuple[Database, JobStore, str],
+) -> None:
+    _, store, path = migrated
+    intake = SqliteJobIntake(store, path)
+    await intake.start()
+    try:
+        pid = intake.writer_pid
+        assert pid is not None
+        # A Ctrl-C or a SIGTERM to the gateway's process group does not reach the writer.
+        assert os.getpgid(pid) != os.getpgid(0)
+        await intake.submit(new_job("@s:1", 1))
+    finally:
+        await intake.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # closing its input ended it (and it was reaped)
+
+
 async def test_a_new_writer_replaces_one_that_died(
     migrated: tuple[Database, JobStore, str],
 ) -> None:

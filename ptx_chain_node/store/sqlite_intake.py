@@ -119,6 +119,9 @@ class SqliteJobIntake:
             _WRITER,
             self.path,
             stderr=None,
+            # Out of the gateway's process group: a Ctrl-C or a group-wide SIGTERM stops
+            # the gateway gracefully, which then ends the writer by closing its input.
+            start_new_session=True,
         )
         self._transport, self._protocol = transport, protocol
         self._send(self.store.insert_sql)

@@ -15,7 +15,10 @@ Protocol, both ways: frames of a 4-byte big-endian length and a pickle.
 Every frame already read when a commit starts goes into that one transaction (group
 commit); frames arriving meanwhile wait for the next. The connection uses WAL with
 ``synchronous=FULL``: a batch is reported only after its commit synced the WAL. Tables are
-the migrations' business; this process creates nothing. End of input ends the process.
+the migrations' business; this process creates nothing. End of input ends the process:
+the gateway closes the pipe when it stops, or the pipe closes when the gateway dies. (The
+gateway starts it in a session of its own, so a Ctrl-C or a signal to the gateway's process
+group does not end it before the gateway's graceful shutdown had it commit what it sent.)
 """
 
 from __future__ import annotations
