@@ -10,6 +10,7 @@
 - :func:`join_as_external`: an external input party joining over the coordinator API and
   uploading with the client code path (``ptx-chain-node client upload`` or its library
   function), as it would from its own machine;
+- :func:`local_nodes`: three real MPyC node processes, ready, stopped on exit;
 - :func:`wait_for`: a bounded wait on a condition.
 """
 
@@ -20,8 +21,8 @@ import json
 import random
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -140,6 +141,18 @@ def gateway_settings(
     for key, value in overrides.items():
         settings[key] = {**settings[key], **value} if isinstance(value, dict) else value
     return settings
+
+
+@contextmanager
+def local_nodes(workdir: Path) -> Iterator[LocalNodes]:
+    """Three real MPyC node processes under ``workdir``, ready; stopped on exit."""
+    cluster = LocalNodes(3, workdir, run_timeout=30)
+    cluster.start()
+    try:
+        cluster.wait_ready(30.0)
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 async def wait_for(

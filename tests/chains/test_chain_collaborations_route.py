@@ -22,6 +22,7 @@ from chain_harness import (
     chain,
     chain_config,
     gateway_settings,
+    local_nodes,
     random_rows,
     salaries,
     wait_for,
@@ -45,13 +46,8 @@ URL = "/chains/payroll/collaborations"
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNodes]:
-    cluster = LocalNodes(3, tmp_path_factory.mktemp("nodes"), run_timeout=30)
-    cluster.start()
-    try:
-        cluster.wait_ready(30.0)
+    with local_nodes(tmp_path_factory.mktemp("nodes")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _fields(answer: httpx.Response) -> list[str]:

@@ -27,6 +27,7 @@ from chain_harness import (
     collaboration_of,
     gateway_settings,
     join_as_external,
+    local_nodes,
     random_rows,
     salaries,
     wait_for,
@@ -54,13 +55,8 @@ CHAINS = (
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNodes]:
-    cluster = LocalNodes(3, tmp_path_factory.mktemp("nodes"), run_timeout=30)
-    cluster.start()
-    try:
-        cluster.wait_ready(30.0)
+    with local_nodes(tmp_path_factory.mktemp("nodes")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @contextlib.asynccontextmanager

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
+from chain_harness import local_nodes
 from notify_receiver import Receiver
 
 from gateway.app import create_app
@@ -91,13 +92,8 @@ def chain_file(path: Path, endpoint: str, token_sha256: str) -> Path:
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNodes]:
-    cluster = LocalNodes(3, tmp_path_factory.mktemp("nodes"), run_timeout=30)
-    cluster.start()
-    try:
-        cluster.wait_ready(30.0)
+    with local_nodes(tmp_path_factory.mktemp("nodes")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from chain_harness import local_nodes
 
 from gateway.app import create_app
 from gateway.local_nodes import LocalNodes
@@ -145,13 +146,8 @@ def check_statistics(got: dict[str, Any], rows: list[dict[str, Any]]) -> None:
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNodes]:
-    cluster = LocalNodes(3, tmp_path_factory.mktemp("nodes"), run_timeout=30)
-    cluster.start()
-    try:
-        cluster.wait_ready(30.0)
+    with local_nodes(tmp_path_factory.mktemp("nodes")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @dataclass
