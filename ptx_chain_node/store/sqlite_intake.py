@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import cast
 
 import structlog
+from sqlalchemy.engine import make_url
 
 from ptx_chain_node.store import sqlite_writer
 from ptx_chain_node.store.database import Database
@@ -37,7 +38,7 @@ def sqlite_file(database: Database) -> str | None:
     """The file behind a SQLite database; None for PostgreSQL or an in-memory database."""
     if not database.is_sqlite:
         return None
-    path = database.url.split(":///", 1)[1].split("?", 1)[0]
+    path = make_url(database.url).database
     return path if path and path != ":memory:" else None
 
 
